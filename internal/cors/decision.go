@@ -1,0 +1,163 @@
+package cors
+
+// Kind classifies a request the way the Fetch standard does (§3.2.2 "HTTP requests").
+type Kind uint8
+
+const (
+	// KindNotCORS is a request without an Origin header.
+	KindNotCORS Kind = iota
+	// KindPreflight is an OPTIONS request with Origin and a non-empty
+	// Access-Control-Request-Method.
+	KindPreflight
+	// KindActual is any other request with an Origin header (an OPTIONS without
+	// Access-Control-Request-Method included).
+	KindActual
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindPreflight:
+		return "preflight"
+	case KindActual:
+		return "actual"
+	default:
+		return "not-cors"
+	}
+}
+
+// Action is what the edge must do with the request.
+type Action uint8
+
+const (
+	// ActionContinue lets the request reach the upstream; in the response phase the
+	// edge removes the upstream's Access-Control-* headers, sets Decision.Headers
+	// and appends Origin to Vary.
+	ActionContinue Action = iota
+	// ActionRespond answers at the edge with Decision.Status and Decision.Headers;
+	// the upstream never sees the request.
+	ActionRespond
+	// ActionPassThrough changes nothing, neither the request nor its response
+	// (DryRun policies, and denied preflights under unmatchedPreflight: Forward).
+	ActionPassThrough
+)
+
+func (a Action) String() string {
+	switch a {
+	case ActionRespond:
+		return "respond"
+	case ActionPassThrough:
+		return "pass-through"
+	default:
+		return "continue"
+	}
+}
+
+// Reason says why a decision came out the way it did. It feeds metrics labels
+// and logs, so the set is closed and the strings are stable.
+type Reason uint8
+
+const (
+	ReasonAllowed Reason = iota
+	ReasonNotCORS
+	ReasonOriginMalformed
+	ReasonOriginNotAllowed
+	ReasonMethodNotAllowed
+	ReasonHeaderNotAllowed
+	ReasonHeadersTooLarge
+	ReasonPrivateNetworkNotAllowed
+)
+
+var reasonStrings = [...]string{
+	ReasonAllowed:                  "allowed",
+	ReasonNotCORS:                  "not a CORS request",
+	ReasonOriginMalformed:          "origin malformed",
+	ReasonOriginNotAllowed:         "origin not allowed",
+	ReasonMethodNotAllowed:         "method not allowed",
+	ReasonHeaderNotAllowed:         "header not allowed",
+	ReasonHeadersTooLarge:          "access-control-request-headers too large",
+	ReasonPrivateNetworkNotAllowed: "private network access not allowed",
+}
+
+func (r Reason) String() string {
+	if int(r) < len(reasonStrings) {
+		return reasonStrings[r]
+	}
+	return "unknown"
+}
+
+// Header is one response header. Names are lower case, as Envoy carries them.
+type Header struct {
+	Name, Value string
+}
+
+// maxHeaders bounds a decision's headers: a preflight answer has at most
+// ACAO, ACAC, ACAM, ACAH, ACMA, ACAPN and Vary.
+const maxHeaders = 8
+
+// HeaderList is a fixed-capacity list, so that a Decision is built without
+// allocating. The zero value is empty.
+type HeaderList struct {
+	n uint8
+	h [maxHeaders]Header
+}
+
+// All returns the headers in order. The slice aliases the list: do not keep it
+// past the Decision's life, and do not append to it.
+func (l *HeaderList) All() []Header { return l.h[:l.n:l.n] }
+
+// Len is the number of headers.
+func (l *HeaderList) Len() int { return int(l.n) }
+
+// Get returns the value of the named header (lower-case name).
+func (l *HeaderList) Get(name string) (string, bool) {
+	for _, h := range l.h[:l.n] {
+		if h.Name == name {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+func (l *HeaderList) add(name, value string) {
+	l.h[l.n] = Header{name, value}
+	l.n++
+}
+
+// Request holds what the engine reads of an HTTP request. Strings are the raw
+// header values as received (Envoy joins repeated inline headers with ",").
+type Request struct {
+	Method string
+	// Origin is the Origin header's value; HasOrigin tells an absent header from
+	// an empty one (an empty Origin is malformed, not absent).
+	Origin                             string
+	HasOrigin                          bool
+	AccessControlRequestMethod         string
+	AccessControlRequestHeaders        string
+	AccessControlRequestPrivateNetwork string
+}
+
+// Decision is the engine's answer for one request. It is a plain value: deciding
+// allocates nothing, and strings in it are either compiled constants or
+// substrings of the Request.
+type Decision struct {
+	Kind    Kind
+	Action  Action
+	Allowed bool
+	Reason  Reason
+	// Detail names the offending value when Reason is a denial (the origin, the
+	// method, the header name), for logs. It is request input: log it quoted.
+	Detail string
+	// Status is the edge's answer with ActionRespond: 204 or 403.
+	Status int
+	// Headers are the preflight answer's headers with ActionRespond, and the
+	// headers to set on the upstream's response with ActionContinue.
+	Headers HeaderList
+	// ExposeResponseHeaders asks the response phase to list the upstream
+	// response's own header names in Access-Control-Expose-Headers: the policy
+	// exposes "*" with credentials, where a browser would read "*" literally.
+	ExposeResponseHeaders bool
+	// DryRun marks a decision of a DryRun policy: Action is ActionPassThrough, and
+	// the other fields say what Enforce would have done (EnforceAction).
+	DryRun        bool
+	EnforceAction Action
+}

@@ -1,0 +1,209 @@
+// Package table is corsgate's policy table: an immutable index from
+// (host, path) to the one compiled policy that decides a request, built whole
+// and swapped atomically (Store).
+//
+// Precedence (DESIGN.md "Which policy applies"): an exact host beats a
+// wildcard host (longer suffix first), which beats a policy for every host;
+// then the longest path prefix; then the oldest object; then namespace/name.
+// A lookup costs one map probe per host label and per path segment: it does
+// not grow with the number of policies.
+package table
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/corsgate/corsgate/internal/cors"
+)
+
+// Entry is one policy as the table sees it.
+type Entry struct {
+	// Namespace and Name identify the source object.
+	Namespace, Name string
+	// Hosts are host patterns: "api.example.com", "*.example.com" (any
+	// subdomain, never the apex). Empty means every host. See NormalizeHost.
+	Hosts []string
+	// PathPrefixes are segment-wise path prefixes. Empty means "/".
+	PathPrefixes []string
+	// Created orders policies that claim the same host and prefix: oldest wins.
+	Created time.Time
+	Policy  *cors.Policy
+}
+
+// Key is "namespace/name".
+func (e *Entry) Key() string { return e.Namespace + "/" + e.Name }
+
+// Conflict records a claim lost to an older (or alphabetically first) policy.
+type Conflict struct {
+	Loser, Winner *Entry
+	// Host is the contested host pattern ("" for every host); Prefix the path prefix.
+	Host, Prefix string
+}
+
+// Table is immutable once built; share it freely.
+type Table struct {
+	exact    map[string]*pathIndex
+	wildcard map[string]*pathIndex // keyed by the suffix after "*."
+	any      *pathIndex
+	entries  []*Entry
+}
+
+// pathIndex maps normalized prefixes ("" for "/", "/api" for "/api/") to the
+// winning entry.
+type pathIndex struct {
+	prefixes map[string]*Entry
+	maxLen   int // longest prefix: longer candidates are never probed
+}
+
+// New builds a table. Entries are expected to be valid (see NormalizeHost and
+// NormalizePathPrefix); New does not modify them. It reports every claim that
+// lost to another policy.
+func New(entries []Entry) (*Table, []Conflict) {
+	t := &Table{exact: map[string]*pathIndex{}, wildcard: map[string]*pathIndex{}, any: newPathIndex()}
+	t.entries = make([]*Entry, len(entries))
+	for i := range entries {
+		t.entries[i] = &entries[i]
+	}
+	// Oldest first, then namespace/name, so that the first claim is the winner.
+	slices.SortStableFunc(t.entries, func(a, b *Entry) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	var conflicts []Conflict
+	claim := func(idx *pathIndex, host string, e *Entry) {
+		prefixes := e.PathPrefixes
+		if len(prefixes) == 0 {
+			prefixes = []string{"/"}
+		}
+		for _, p := range prefixes {
+			key := prefixKey(p)
+			if w, taken := idx.prefixes[key]; taken {
+				if w != e {
+					conflicts = append(conflicts, Conflict{Loser: e, Winner: w, Host: host, Prefix: p})
+				}
+				continue
+			}
+			idx.prefixes[key] = e
+			idx.maxLen = max(idx.maxLen, len(key))
+		}
+	}
+	for _, e := range t.entries {
+		if len(e.Hosts) == 0 {
+			claim(t.any, "", e)
+			continue
+		}
+		for _, h := range e.Hosts {
+			m, key := t.exact, h
+			if suffix, ok := strings.CutPrefix(h, "*."); ok {
+				m, key = t.wildcard, suffix
+			}
+			idx := m[key]
+			if idx == nil {
+				idx = newPathIndex()
+				m[key] = idx
+			}
+			claim(idx, h, e)
+		}
+	}
+	return t, conflicts
+}
+
+func newPathIndex() *pathIndex { return &pathIndex{prefixes: map[string]*Entry{}} }
+
+// Len is the number of entries.
+func (t *Table) Len() int { return len(t.entries) }
+
+// Entries returns the entries, oldest first. Do not modify them.
+func (t *Table) Entries() []*Entry { return t.entries }
+
+// Lookup returns the entry that decides a request for authority (":authority",
+// a port is ignored, case-insensitive) and path (":path", the query is
+// ignored), or nil when no policy applies.
+func (t *Table) Lookup(authority, path string) *Entry {
+	var buf [maxHostLen]byte
+	host, ok := hostOf(buf[:0], authority)
+	if !ok {
+		return t.any.lookup(path)
+	}
+	if idx := t.exact[string(host)]; idx != nil {
+		if e := idx.lookup(path); e != nil {
+			return e
+		}
+	}
+	if len(t.wildcard) > 0 {
+		// Longest suffix first, keeping at least one label in front: a wildcard
+		// never matches its apex.
+		for i := 1; i < len(host); i++ {
+			if host[i] != '.' {
+				continue
+			}
+			if idx := t.wildcard[string(host[i+1:])]; idx != nil {
+				if e := idx.lookup(path); e != nil {
+					return e
+				}
+			}
+		}
+	}
+	return t.any.lookup(path)
+}
+
+// lookup finds the longest prefix that matches path segment-wise: the whole
+// path, then the path cut at each '/' from the right, then "/".
+func (idx *pathIndex) lookup(path string) *Entry {
+	if len(idx.prefixes) == 0 {
+		return nil
+	}
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for path != "" {
+		path = strings.TrimRight(path, "/")
+		if len(path) <= idx.maxLen {
+			if e := idx.prefixes[path]; e != nil {
+				return e
+			}
+		}
+		i := strings.LastIndexByte(path, '/')
+		if i < 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return idx.prefixes[""]
+}
+
+// prefixKey normalizes a configured prefix: "/" → "", "/api/" → "/api".
+func prefixKey(p string) string { return strings.TrimRight(p, "/") }
+
+const maxHostLen = 253
+
+// hostOf lower-cases the host of an authority into dst, dropping the port.
+func hostOf(dst []byte, authority string) ([]byte, bool) {
+	h := authority
+	if strings.HasPrefix(h, "[") {
+		if i := strings.IndexByte(h, ']'); i >= 0 {
+			h = h[:i+1]
+		}
+	} else if i := strings.IndexByte(h, ':'); i >= 0 {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".") // "example.com." names the same host
+	if h == "" || len(h) > maxHostLen {
+		return nil, false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst, true
+}

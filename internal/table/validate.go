@@ -1,0 +1,55 @@
+package table
+
+import (
+	"fmt"
+	"strings"
+)
+
+// NormalizeHost checks a configured host pattern and returns its lower-case
+// form. The error says what to write instead.
+func NormalizeHost(h string) (string, error) {
+	lh := strings.ToLower(h)
+	name, wild := strings.CutPrefix(lh, "*.")
+	switch {
+	case h == "" || h == "*":
+		return "", fmt.Errorf("%q is not a host: to match every host, leave hosts empty", h)
+	case strings.Contains(lh, ":"):
+		return "", fmt.Errorf("%q has a port: hosts are matched without ports, write %q", h, lh[:strings.IndexByte(lh, ':')])
+	case strings.Contains(name, "*"):
+		return "", fmt.Errorf(`%q has a wildcard that is not the leftmost label: write e.g. "*.example.com" (any subdomain of example.com)`, h)
+	case len(lh) > maxHostLen:
+		return "", fmt.Errorf("%q is longer than %d characters", h, maxHostLen)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return "", fmt.Errorf("%q has an empty or over-long label: write a DNS name such as %q", h, "api.example.com")
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return "", fmt.Errorf("%q has the invalid character %q: write a DNS name in Punycode, such as %q", h, c, "api.example.com")
+			}
+		}
+	}
+	if wild && !strings.Contains(name, ".") {
+		// "*.com" would claim every .com host a request may name.
+		return "", fmt.Errorf("%q would match every host under a top-level domain: write e.g. %q", h, "*.example.com")
+	}
+	return lh, nil
+}
+
+// NormalizePathPrefix checks a configured path prefix.
+func NormalizePathPrefix(p string) (string, error) {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return "", fmt.Errorf("%q does not start with '/': write e.g. %q", p, "/api")
+	case strings.ContainsAny(p, "?#"):
+		return "", fmt.Errorf("%q has a query or fragment: prefixes match the path only, write %q", p, p[:strings.IndexAny(p, "?#")])
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] == 0x7f {
+			return "", fmt.Errorf("%q contains a space or control character: percent-encode it as the request path does", p)
+		}
+	}
+	return p, nil
+}
