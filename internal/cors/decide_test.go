@@ -80,7 +80,7 @@ var decideCases = []decideCase{
 	{desc: "no Origin is not a CORS request", cfg: credentialedAPI, req: cors.Request{Method: "GET"},
 		kind: cors.KindNotCORS, action: cors.ActionContinue, reason: cors.ReasonNotCORS},
 	{desc: "OPTIONS without Access-Control-Request-Method is an actual request", cfg: credentialedAPI,
-		req: cors.Request{Method: "OPTIONS", Origin: "https://app.example.com", HasOrigin: true},
+		req:  cors.Request{Method: "OPTIONS", Origin: "https://app.example.com", HasOrigin: true},
 		kind: cors.KindActual, action: cors.ActionContinue, allowed: true,
 		headers: h("access-control-allow-origin", "https://app.example.com", "access-control-allow-credentials", "true", "access-control-expose-headers", "x-trace-id")},
 	{desc: "empty Origin header is malformed, not absent", cfg: publicAPI, req: actual("GET", ""),
@@ -190,11 +190,11 @@ var decideCases = []decideCase{
 
 	// Private network access (WICG PNA).
 	{desc: "private network asked and allowed", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, AllowPrivateNetwork: true},
-		req: cors.Request{Method: "OPTIONS", Origin: "https://a.example", HasOrigin: true, AccessControlRequestMethod: "GET", AccessControlRequestPrivateNetwork: "true"},
+		req:  cors.Request{Method: "OPTIONS", Origin: "https://a.example", HasOrigin: true, AccessControlRequestMethod: "GET", AccessControlRequestPrivateNetwork: "true"},
 		kind: cors.KindPreflight, action: cors.ActionRespond, allowed: true, status: 204,
 		headers: h("access-control-allow-origin", "https://a.example", "access-control-allow-private-network", "true", "vary", vary)},
 	{desc: "private network asked but not allowed rejects the preflight", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}},
-		req: cors.Request{Method: "OPTIONS", Origin: "https://a.example", HasOrigin: true, AccessControlRequestMethod: "GET", AccessControlRequestPrivateNetwork: "true"},
+		req:  cors.Request{Method: "OPTIONS", Origin: "https://a.example", HasOrigin: true, AccessControlRequestMethod: "GET", AccessControlRequestPrivateNetwork: "true"},
 		kind: cors.KindPreflight, action: cors.ActionRespond, status: 403, reason: cors.ReasonPrivateNetworkNotAllowed, detail: "true"},
 	{desc: "private network allowed but not asked: no header", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, AllowPrivateNetwork: true},
 		req: preflight("https://a.example", "GET", ""), kind: cors.KindPreflight, action: cors.ActionRespond, allowed: true, status: 204,
