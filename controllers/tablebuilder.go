@@ -1,0 +1,124 @@
+// Package controllers turns CorsPolicy objects into the served policy table
+// (TableBuilder, on every replica) and into status (StatusWriter, on the
+// elected leader). Both go through internal/policy, the one compile path.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/corsgate/corsgate/api/v1alpha1"
+	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/table"
+)
+
+// +kubebuilder:rbac:groups=policy.corsgate.io,resources=corspolicies,verbs=get;list;watch
+
+// TableBuilder rebuilds the policy table from the manager's cache whenever a
+// CorsPolicy changes, and swaps it into Store. Changes are coalesced: a burst
+// of events while a build runs causes one more build, not one per event. A
+// full rebuild is cheap because unchanged objects reuse their compile
+// (policy.Builder), so there is no incremental path to get wrong.
+//
+// It is a manager Runnable that runs on every replica (NeedLeaderElection is
+// false): every replica serves the same table.
+type TableBuilder struct {
+	Cache   cache.Cache
+	Store   *table.Store
+	Results *Results
+	Log     logr.Logger
+	// Changed receives the results that changed in each build, for the status
+	// writer. Sends never block: if the writer lags, it catches up from
+	// Results on its own reconciles.
+	Changed chan<- event.TypedGenericEvent[*v1alpha1.CorsPolicy]
+	// OnBuild, if set, is called after each swap (tests and metrics).
+	OnBuild func(t *table.Table, took time.Duration)
+
+	builder *policy.Builder
+	kick    chan struct{}
+}
+
+// NeedLeaderElection is false: every replica builds and serves.
+func (b *TableBuilder) NeedLeaderElection() bool { return false }
+
+// Start builds the first table once the cache has synced, then rebuilds on
+// every change until ctx ends.
+func (b *TableBuilder) Start(ctx context.Context) error {
+	b.builder = policy.NewBuilder()
+	b.kick = make(chan struct{}, 1)
+	inf, err := b.Cache.GetInformer(ctx, &v1alpha1.CorsPolicy{})
+	if err != nil {
+		return fmt.Errorf("watching CorsPolicy objects: %w", err)
+	}
+	kick := func(any) { b.trigger() }
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: kick, DeleteFunc: kick,
+		UpdateFunc: func(_, _ any) { b.trigger() },
+	}); err != nil {
+		return err
+	}
+	if !b.Cache.WaitForCacheSync(ctx) {
+		return ctx.Err()
+	}
+	b.trigger()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-b.kick:
+			if err := b.build(ctx); err != nil {
+				// Listing from the cache fails only while it is stopping;
+				// keep the last table and try again on the next change.
+				b.Log.Error(err, "building the policy table; the last table keeps serving")
+			}
+		}
+	}
+}
+
+// trigger asks for a build; a pending request absorbs the rest of a burst.
+func (b *TableBuilder) trigger() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *TableBuilder) build(ctx context.Context) error {
+	start := time.Now()
+	var list v1alpha1.CorsPolicyList
+	if err := b.Cache.List(ctx, &list); err != nil {
+		return err
+	}
+	t, results := b.builder.Build(list.Items)
+	b.Store.Swap(t)
+	took := time.Since(start)
+	changed := b.Results.replace(results)
+	b.Log.V(1).Info("policy table built", "policies", len(list.Items), "served", t.Len(), "changed", len(changed), "took", took)
+	if b.OnBuild != nil {
+		b.OnBuild(t, took)
+	}
+	if b.Changed != nil {
+		for _, r := range changed {
+			obj := &v1alpha1.CorsPolicy{}
+			obj.Namespace, obj.Name = r.Namespace, r.Name
+			select {
+			case b.Changed <- event.TypedGenericEvent[*v1alpha1.CorsPolicy]{Object: obj}:
+			default:
+			}
+		}
+	}
+	return nil
+}
+
+// keyOf is the Results key of an object.
+func keyOf(nn types.NamespacedName) string { return nn.Namespace + "/" + nn.Name }
+
+var _ client.Object = &v1alpha1.CorsPolicy{}
