@@ -91,6 +91,9 @@
 //   - The exact set of inline header names depends on the Envoy build; the
 //     stand-in uses a standard build with the CORS filter linked in (see
 //     inline.go).
+//   - A processor that cannot be reached fails the stream before it starts
+//     (grpc-go), where Envoy's async client counts it as started first: the
+//     reply is the same, streams_started differs.
 //   - HCM behaviours outside ext_proc's view: path normalisation, x-envoy-*
 //     sanitising, x-forwarded-for with use_remote_address, server/date
 //     rewriting, request and idle timeouts, circuit breakers.

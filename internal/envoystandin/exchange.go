@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	"google.golang.org/grpc/metadata"
@@ -38,16 +37,6 @@ type exchange struct {
 	upstream       *UpstreamRequest // set once the router has sent the request
 	cancelUpstream context.CancelFunc
 	log            []string
-}
-
-// upstreamFunc sends the mutated request upstream. body is nil when the
-// upstream response has no body (end_of_stream on headers).
-type upstreamFunc func(ctx context.Context, r *UpstreamRequest, body io.Reader) (*upstreamResult, error)
-
-type upstreamResult struct {
-	status  int
-	headers Headers
-	body    io.ReadCloser
 }
 
 // response is a response travelling through the encoder path.
@@ -240,6 +229,9 @@ func (x *exchange) openStream() bool {
 	if err != nil {
 		// The stream failed while starting: Envoy reports it through
 		// onGrpcError before start() returns; streams_started is not counted.
+		// grpc-go also fails here when the connection cannot be made, which
+		// Envoy's async client reports a little later, after counting the
+		// stream as started: the reply is the same, only that counter differs.
 		x.onGrpcError(err)
 		return false
 	}
@@ -267,65 +259,6 @@ func (x *exchange) await(p *processorState) {
 			x.onMessageTimeout()
 		case <-x.ctx.Done():
 			x.fail(x.ctx.Err())
-		}
-	}
-}
-
-// route is the router: it sends the mutated request upstream while still
-// listening to the stream, since an ImmediateResponse, an error or a clean
-// close can arrive between the two phases (research §1.4).
-func (x *exchange) route(reqMap *headerMap, body io.Reader, up upstreamFunc) *response {
-	ureq := upstreamRequest(reqMap)
-	x.upstream = ureq
-	if x.dec.bodyReplaced {
-		body = bodyReaderOrEmpty(x.dec.body)
-	}
-	ctx, cancel := context.WithCancel(x.ctx)
-	x.cancelUpstream = cancel
-	type result struct {
-		r   *upstreamResult
-		err error
-	}
-	done := make(chan result, 1)
-	start := time.Now()
-	go func() {
-		r, err := up(ctx, ureq, body)
-		done <- result{r, err}
-	}()
-	for {
-		select {
-		case res := <-done:
-			if res.err != nil {
-				if x.ctx.Err() != nil {
-					x.fail(x.ctx.Err())
-					return nil
-				}
-				// The router's own local reply; it goes through ext_proc's
-				// encodeHeaders like any response (research §1.8).
-				x.logf("upstream request failed: %v", res.err)
-				return x.prepareLocalReply(&localReply{
-					status:  503,
-					body:    "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-					details: "upstream_reset_before_response_started{connection_failure}",
-				})
-			}
-			return x.upstreamResponse(res.r, time.Since(start))
-		case ev := <-x.events():
-			x.onEvent(ev)
-			if x.reply != nil || x.err != nil {
-				cancel()
-				if res := <-done; res.r != nil {
-					closeBody(res.r.body)
-				}
-				return nil
-			}
-		case <-x.ctx.Done():
-			cancel()
-			if res := <-done; res.r != nil {
-				closeBody(res.r.body)
-			}
-			x.fail(x.ctx.Err())
-			return nil
 		}
 	}
 }

@@ -163,7 +163,3 @@ func bodyReader(b []byte) io.ReadCloser {
 	}
 	return io.NopCloser(bytes.NewReader(b))
 }
-
-func bodyReaderOrEmpty(b []byte) io.Reader {
-	return bytes.NewReader(b)
-}

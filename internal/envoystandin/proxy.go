@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -49,7 +50,8 @@ func NewProxy(sim *Sim, upstream *url.URL) *Proxy {
 		client: &http.Client{
 			Transport: &http.Transport{
 				Proxy:               nil,
-				DisableCompression:  true, // pass accept-encoding and encoded bodies through untouched
+				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext, // Envoy's default connect_timeout
+				DisableCompression:  true,                                                // pass accept-encoding and encoded bodies through untouched
 				MaxIdleConnsPerHost: 64,
 				IdleConnTimeout:     90 * time.Second,
 			},
@@ -104,8 +106,8 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error, start ti
 	if re, ok := errors.AsType[*RequestError](err); ok {
 		code = re.Status
 	}
-	http.Error(w, err.Error(), code)
 	p.logLine(r, code, "envoystandin_error", false, start)
+	http.Error(w, err.Error(), code)
 }
 
 // write sends the final response and streams its body.

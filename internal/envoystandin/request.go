@@ -3,9 +3,7 @@ package envoystandin
 import (
 	"crypto/rand"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -122,42 +120,6 @@ func (x *exchange) buildHeaderRequest(p *processorState, m *headerMap, endStream
 		x.protocolConfigSent = true
 	}
 	return req
-}
-
-// upstreamRequest is what the router sends: the request map after ext_proc.
-func upstreamRequest(m *headerMap) *UpstreamRequest {
-	get := func(k string) string { v, _ := m.first(k); return v }
-	return &UpstreamRequest{
-		Method:    get(":method"),
-		Scheme:    get(":scheme"),
-		Authority: get(":authority"),
-		Path:      get(":path"),
-		Headers:   m.regular(),
-	}
-}
-
-// upstreamResponse is the upstream codec's response map: ":status" first,
-// names lower-cased, repeated inline headers joined, connection-specific
-// headers gone; bodyless for HEAD, 1xx, 204 and 304.
-func (x *exchange) upstreamResponse(r *upstreamResult, elapsed time.Duration) *response {
-	m := newHeaderMap(responseInline)
-	m.insert(":status", strconv.Itoa(r.status))
-	for _, h := range r.headers {
-		key := strings.ToLower(h.Name)
-		if codecDropped[key] || strings.HasPrefix(key, ":") {
-			continue
-		}
-		m.addCopy(key, h.Value)
-	}
-	if x.fc.envoyHeaders {
-		m.addCopy("x-envoy-upstream-service-time", strconv.FormatInt(elapsed.Milliseconds(), 10))
-	}
-	body := r.body
-	if x.isHead || r.status < 200 || r.status == 204 || r.status == 304 {
-		closeBody(body)
-		body = nil
-	}
-	return &response{headers: m, body: body, details: "via_upstream"}
 }
 
 // headerValuesMD merges gRPC initial metadata by key, the later list winning

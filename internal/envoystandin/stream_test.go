@@ -62,6 +62,33 @@ func TestStreamEnd(t *testing.T) {
 	}
 }
 
+// research §1.7: Envoy does not stop at a half-close, it resets the stream,
+// so a server that never reads again still sees its context cancelled.
+func TestStreamEndResetsStream(t *testing.T) {
+	t.Parallel()
+	cancelled := make(chan error, 1)
+	conn, _ := startProcessor(t, func(s *procStream) error {
+		s.recv()
+		s.send(requestHeadersReply(nil, nil))
+		s.recv()
+		s.send(responseHeadersReply(nil))
+		select { // no more Recv: only a reset can end this
+		case <-s.srv.Context().Done():
+			cancelled <- s.srv.Context().Err()
+		case <-time.After(liveness):
+			cancelled <- errors.New("the stream was never reset")
+		}
+		return nil
+	})
+	sim := newSim(conn, envoystandin.Config{})
+	if _, err := sim.Do(t.Context(), envoystandin.Request{Authority: "a.example"}, envoystandin.Upstream{}); err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Errorf("server stream context: %v, want context.Canceled", err)
+	}
+}
+
 // research §1.7: from 1.37 the stream closes as soon as no more messages can
 // be needed (here: right after a mode_override that skips the response
 // phase, before the upstream is called); before, only when the HTTP request

@@ -1,0 +1,140 @@
+package extproc
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// The replies below are shared by every stream and never mutated. Sharing a
+// protobuf message between concurrent sends is safe: grpc-go only marshals a
+// message it is given (it never writes to it), and protobuf-go's marshaller
+// writes nothing but the size cache, which it updates atomically with a value
+// that is the same for every caller of an unchanged message. Sharing them
+// makes the common replies allocation-free.
+var (
+	// appendFalse is the "overwrite" flag on every header we set. Envoy's
+	// ext_proc reads only the deprecated `append` BoolValue and ignores
+	// append_action (research §4.2), so it is always set explicitly.
+	appendFalse = wrapperspb.Bool(false)
+
+	// skipResponsePhase tells Envoy not to send response_headers for this
+	// request. Every field is explicit: Envoys before ~1.34 replace the whole
+	// mode with the override, newer ones read DEFAULT as "unchanged", and body
+	// modes are always taken literally (research §2.1). Honoured only with
+	// allow_mode_override: true in the filter config.
+	skipResponsePhase = &extprocfilterv3.ProcessingMode{
+		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
+		ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SKIP,
+		RequestBodyMode:     extprocfilterv3.ProcessingMode_NONE,
+		ResponseBodyMode:    extprocfilterv3.ProcessingMode_NONE,
+		RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
+		ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
+	}
+
+	// passThrough answers request_headers when nothing will change: no policy,
+	// a DryRun policy, or a preflight forwarded untouched.
+	passThrough = &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestHeaders{
+			RequestHeaders: &extprocv3.HeadersResponse{},
+		},
+		ModeOverride: skipResponsePhase,
+	}
+
+	// requestContinue answers request_headers when the response phase has
+	// work to do: the request goes upstream unchanged.
+	requestContinue = &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestHeaders{
+			RequestHeaders: &extprocv3.HeadersResponse{},
+		},
+	}
+
+	// responseContinue answers response_headers with no change.
+	responseContinue = &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_ResponseHeaders{
+			ResponseHeaders: &extprocv3.HeadersResponse{},
+		},
+	}
+
+	requestBodyContinue = &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestBody{RequestBody: &extprocv3.BodyResponse{}},
+	}
+	responseBodyContinue = &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}},
+	}
+	requestTrailersContinue = &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_RequestTrailers{RequestTrailers: &extprocv3.TrailersResponse{}},
+	}
+	responseTrailersContinue = &extprocv3.ProcessingResponse{
+		Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}},
+	}
+)
+
+// setBuilder builds HeaderMutation.set_headers for a known number of headers
+// with three allocations whatever the count: the pointer slice, the options
+// with their header values, and one byte buffer that holds every value.
+//
+// Values go in raw_value only: since Envoy 1.32 `value` is ignored (a
+// value-only header arrives empty) and setting both is an error (research §0
+// rule 4). Each value is copied into the builder's own buffer, so a reply never
+// references the engine's compiled data (jub0bs/cors v0.13.6 shipped a fix
+// for exactly that kind of sharing).
+type setBuilder struct {
+	ptrs  []*corev3.HeaderValueOption
+	slots []setSlot
+	buf   []byte
+}
+
+// setSlot keeps an option next to its header value: one allocation for both.
+type setSlot struct {
+	opt corev3.HeaderValueOption
+	val corev3.HeaderValue
+}
+
+// newSetBuilder sizes a builder for n headers whose values total size bytes.
+func newSetBuilder(n, size int) setBuilder {
+	return setBuilder{
+		ptrs:  make([]*corev3.HeaderValueOption, 0, n),
+		slots: make([]setSlot, n),
+		buf:   make([]byte, 0, size),
+	}
+}
+
+// set adds "name: value", replacing whatever the header map holds under name
+// (Envoy's setCopy: every earlier value goes).
+func (b *setBuilder) set(name, value string) {
+	slot := &b.slots[len(b.ptrs)]
+	start := len(b.buf)
+	b.buf = append(b.buf, value...)
+	slot.val.Key = name
+	// The three-index slice stops a later append from reaching into the next
+	// value, should anyone ever append to one.
+	slot.val.RawValue = b.buf[start:len(b.buf):len(b.buf)]
+	slot.opt.Header = &slot.val
+	//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append (research §4.2).
+	slot.opt.Append = appendFalse
+	// Ignored by Envoy's ext_proc today; matches `append` for the day it is
+	// read (research §4.2).
+	slot.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	b.ptrs = append(b.ptrs, &slot.opt)
+}
+
+func (b *setBuilder) done() []*corev3.HeaderValueOption { return b.ptrs }
+
+// immediateReply and responseHeadersReply lay out the nested messages of one
+// reply in a single allocation; only pointers into them are handed to gRPC.
+type immediateReply struct {
+	resp     extprocv3.ProcessingResponse
+	oneof    extprocv3.ProcessingResponse_ImmediateResponse
+	imm      extprocv3.ImmediateResponse
+	mutation extprocv3.HeaderMutation
+}
+
+type responseHeadersReply struct {
+	resp     extprocv3.ProcessingResponse
+	oneof    extprocv3.ProcessingResponse_ResponseHeaders
+	headers  extprocv3.HeadersResponse
+	common   extprocv3.CommonResponse
+	mutation extprocv3.HeaderMutation
+}

@@ -1,0 +1,263 @@
+package extproc
+
+import (
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/corsgate/corsgate/internal/cors"
+)
+
+// responseHeaders is the response phase: make the edge authoritative for CORS
+// on the upstream's response.
+func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	switch st.phase {
+	case phaseStart:
+		// The stream starts with response_headers: a local reply made by
+		// another filter (jwt 401, rbac 403, router 404...) before ext_proc saw
+		// the request (research §1.8). There are no request headers to decide
+		// on, so it passes through.
+		st.phase = phaseResponse
+		return responseContinue, nil
+	case phaseRequest:
+	case phaseResponded:
+		return nil, protocolError("response_headers after an immediate response; Envoy sends nothing more on a stream it answered locally")
+	default:
+		return nil, protocolError("second response_headers on the same stream; Envoy sends response headers once per stream")
+	}
+	st.phase = phaseResponse
+
+	if !st.apply {
+		// No policy, DryRun, or a forwarded preflight: the request phase asked
+		// Envoy to skip this phase, and Envoy (allow_mode_override: false)
+		// asked anyway. Nothing changes.
+		return responseContinue, nil
+	}
+	remove, set := responseMutation(&st.decision, h.GetHeaders().GetHeaders())
+	if len(remove) == 0 && len(set) == 0 {
+		return responseContinue, nil
+	}
+	r := new(responseHeadersReply)
+	r.mutation.RemoveHeaders, r.mutation.SetHeaders = remove, set
+	r.common.HeaderMutation = &r.mutation
+	r.headers.Response = &r.common
+	r.oneof.ResponseHeaders = &r.headers
+	r.resp.Response = &r.oneof
+	return &r.resp, nil
+}
+
+// responseMutation computes the change to an upstream response under an
+// enforcing policy (DESIGN.md, "The decision"):
+//   - every Access-Control-* header of the upstream goes, so that a browser
+//     never sees two Access-Control-Allow-Origin (remove_headers runs before
+//     set_headers in Envoy, research §4.1);
+//   - the decision's headers are set, overwriting;
+//   - exposeHeaders "*" with credentials lists the upstream's own header names;
+//   - Origin joins the upstream's Vary without losing or repeating a value.
+//
+// Both lists are empty when the response needs no change.
+func responseMutation(d *cors.Decision, upstream []*corev3.HeaderValue) (remove []string, set []*corev3.HeaderValueOption) {
+	remove = upstreamAccessControl(upstream)
+
+	decided := d.Headers.All()
+	var decisionVary, decisionExpose string
+	nset, size := 0, 0
+	for _, h := range decided {
+		switch {
+		case h.Name == cors.HeaderVary:
+			decisionVary = h.Value
+		case h.Name == cors.HeaderACEH && d.ExposeResponseHeaders:
+			decisionExpose = h.Value
+		default:
+			nset++
+			size += len(h.Value)
+		}
+	}
+
+	var expose string
+	if d.ExposeResponseHeaders {
+		expose = exposeList(decisionExpose, upstream)
+		if expose != "" {
+			nset++
+			size += len(expose)
+		}
+	}
+	vary, varyChanged := mergeVary(upstream, decisionVary)
+	if varyChanged {
+		nset++
+		size += len(vary)
+	}
+
+	if nset > 0 {
+		b := newSetBuilder(nset, size)
+		for _, h := range decided {
+			if h.Name == cors.HeaderVary || (h.Name == cors.HeaderACEH && d.ExposeResponseHeaders) {
+				continue
+			}
+			b.set(h.Name, h.Value)
+		}
+		if expose != "" {
+			b.set(cors.HeaderACEH, expose)
+		}
+		if varyChanged {
+			b.set(cors.HeaderVary, vary)
+		}
+		set = b.done()
+	}
+	return remove, set
+}
+
+// upstreamAccessControl lists, once each, the Access-Control-* header names
+// present in the upstream response; nil when there are none.
+func upstreamAccessControl(upstream []*corev3.HeaderValue) []string {
+	n := 0
+	for _, hv := range upstream {
+		if strings.HasPrefix(hv.GetKey(), cors.PrefixAccessControl) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	names := make([]string, 0, n)
+	for _, hv := range upstream {
+		if k := hv.GetKey(); strings.HasPrefix(k, cors.PrefixAccessControl) && !contains(names, k) {
+			names = append(names, k)
+		}
+	}
+	return names
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// mergeVary returns the Vary value the response must carry: the upstream's
+// values, in order, plus Origin and any token the decision asks for that is
+// not already there (compared case-insensitively: Vary lists header names).
+// changed is false when the upstream's Vary already has every token, or is
+// "*" (which varies on everything, RFC 9110 §12.5.5). The whole value is
+// written with append false: appending to an inline header that already says
+// Origin would make "Origin,Origin" (research §4.4).
+func mergeVary(upstream []*corev3.HeaderValue, decisionVary string) (value string, changed bool) {
+	if upstreamHasVary(upstream, "*") {
+		return "", false
+	}
+	missingOrigin := !upstreamHasVary(upstream, "Origin")
+	missingDecided := 0
+	for t := range strings.SplitSeq(decisionVary, ",") {
+		if t = trimOWS(t); t != "" && !strings.EqualFold(t, "Origin") && !upstreamHasVary(upstream, t) {
+			missingDecided++
+		}
+	}
+	if !missingOrigin && missingDecided == 0 {
+		return "", false
+	}
+
+	var b strings.Builder
+	b.Grow(64)
+	sep := func() {
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+	}
+	for _, hv := range upstream {
+		if hv.GetKey() != cors.HeaderVary {
+			continue
+		}
+		for t := range strings.SplitSeq(headerValue(hv), ",") {
+			if t = trimOWS(t); t != "" {
+				sep()
+				b.WriteString(t)
+			}
+		}
+	}
+	if missingOrigin {
+		sep()
+		b.WriteString("Origin")
+	}
+	if missingDecided > 0 {
+		for t := range strings.SplitSeq(decisionVary, ",") {
+			if t = trimOWS(t); t != "" && !strings.EqualFold(t, "Origin") && !upstreamHasVary(upstream, t) && !hasToken(b.String(), t) {
+				sep()
+				b.WriteString(t)
+			}
+		}
+	}
+	return b.String(), true
+}
+
+func upstreamHasVary(upstream []*corev3.HeaderValue, token string) bool {
+	for _, hv := range upstream {
+		if hv.GetKey() == cors.HeaderVary && hasToken(headerValue(hv), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasToken reports whether the comma-separated list holds token, ignoring
+// case and optional whitespace.
+func hasToken(list, token string) bool {
+	for t := range strings.SplitSeq(list, ",") {
+		if strings.EqualFold(trimOWS(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// trimOWS trims HTTP optional whitespace (SP and HTAB, RFC 9110 §5.6.3).
+func trimOWS(s string) string {
+	return strings.Trim(s, " \t")
+}
+
+// exposeList builds Access-Control-Expose-Headers for a policy that exposes
+// "*" with credentials: a credentialed browser reads "*" as a header literally
+// named "*" (Fetch §3.2.3, Access-Control-Expose-Headers), so the edge, which
+// sees the upstream's response, names its headers instead. The policy's own
+// named headers come first. Left out: pseudo-headers; the CORS-safelisted
+// response-header names, which a browser exposes anyway (Fetch §2.2.2);
+// Set-Cookie and Set-Cookie2, which a browser never exposes (forbidden
+// response-header names); and Access-Control-* headers, which the edge
+// removes. Returns "" when nothing is left.
+func exposeList(configured string, upstream []*corev3.HeaderValue) string {
+	var b strings.Builder
+	add := func(name string) {
+		if name == "" || name == "*" || hasToken(b.String(), name) {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(name)
+	}
+	for t := range strings.SplitSeq(configured, ",") {
+		add(trimOWS(t))
+	}
+	for _, hv := range upstream {
+		if k := hv.GetKey(); exposable(k) {
+			add(k)
+		}
+	}
+	return b.String()
+}
+
+func exposable(name string) bool {
+	if name == "" || name[0] == ':' || strings.HasPrefix(name, cors.PrefixAccessControl) {
+		return false
+	}
+	switch name {
+	case "cache-control", "content-language", "content-length", "content-type",
+		"expires", "last-modified", "pragma", // CORS-safelisted response-header names
+		"set-cookie", "set-cookie2": // forbidden response-header names
+		return false
+	}
+	return true
+}

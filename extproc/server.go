@@ -1,0 +1,200 @@
+// Package extproc is corsgate's Envoy external-processing (ext_proc) server.
+//
+// Envoy opens one gRPC stream per HTTP request and sends the request headers,
+// then (unless told to skip it) the response headers. The server looks the
+// request up in the policy table, asks the CORS engine for a decision, and
+// translates that decision into Envoy's terms: an ImmediateResponse for a
+// preflight answered at the edge, a HeaderMutation on the upstream's response
+// for an actual request, and a mode_override that skips the response phase when
+// there is nothing to do.
+//
+// Protocol faults (a message Envoy would never send in that order) end the
+// stream with a gRPC error status. CORS denials are never errors: they are
+// answers. The exact Envoy behaviour this relies on is pinned in
+// shared/research/envoy-ext-proc.md, cited below as "research §n".
+package extproc
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/table"
+)
+
+// Observer receives every decision a policy made, for metrics and logs. It is
+// called synchronously on the stream's goroutine, once per HTTP request that a
+// policy decided (requests no policy applies to are not observed), so it must
+// be quick and must not block. d points into the stream's state: keep values
+// copied from it, not the pointer (its strings are immutable and may be kept).
+// Decision.Detail is request input; quote it when logging.
+type Observer interface {
+	Observe(entry *table.Entry, d *cors.Decision)
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithObserver sets the decision observer.
+func WithObserver(o Observer) Option {
+	return func(s *Server) { s.observer = o }
+}
+
+// WithLogger sets the logger. The server logs only protocol faults and broken
+// streams (at V(1), since a misbehaving client could otherwise flood the log);
+// decisions go to the Observer.
+func WithLogger(l logr.Logger) Option {
+	return func(s *Server) { s.log = l }
+}
+
+// Server implements envoy.service.ext_proc.v3.ExternalProcessor over a
+// table.Store. It is safe for concurrent use: streams share nothing but the
+// immutable table they load.
+type Server struct {
+	extprocv3.UnimplementedExternalProcessorServer
+
+	store    *table.Store
+	observer Observer
+	log      logr.Logger
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
+
+// NewServer returns a Server that decides with the tables swapped into store.
+// Until the first table is swapped in, no policy applies to any request: they
+// pass through unchanged (and the health service says NOT_SERVING, see
+// Register).
+func NewServer(store *table.Store, opts ...Option) *Server {
+	if store == nil {
+		panic("extproc.NewServer: store is nil; pass the *table.Store the controller swaps tables into")
+	}
+	s := &Server{store: store, log: logr.Discard()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Process serves one stream, that is one HTTP request. The loop is Recv →
+// handle → Send until Envoy ends the stream; the server never ends it first
+// with OK, because Envoy would then silently skip the remaining phases
+// (research §0 rule 7).
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	var st streamState
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return s.streamEnd(err)
+		}
+		if !st.loaded {
+			// One table per stream, taken at the first message, so that the
+			// request and the response phase of one HTTP exchange see the same
+			// policy version even if a new table is swapped in between.
+			st.table, st.loaded = s.store.Load(), true
+		}
+		resp, err := s.handle(&st, msg)
+		if err != nil {
+			s.log.V(1).Info("ext_proc protocol fault; ending the stream", "error", err.Error())
+			return err
+		}
+		if msg.GetObservabilityMode() {
+			// In observability mode Envoy ignores every reply and asks for none
+			// (ProcessingRequest.observability_mode, research §2.2); the
+			// decision was still made and observed. Since the reply is not
+			// applied, the exchange goes on as if it had passed through:
+			// even an answered preflight reaches the upstream and comes back
+			// as response_headers.
+			st.replyIgnored()
+			continue
+		}
+		if err := stream.Send(resp); err != nil {
+			return s.streamEnd(err)
+		}
+	}
+}
+
+// streamEnd maps a Recv/Send error to the handler's result. Envoy ends a
+// stream with a half-close plus RST_STREAM, which grpc-go reports as io.EOF or
+// Canceled (research §1.7): both are the normal end of an HTTP exchange.
+func (s *Server) streamEnd(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
+		return nil
+	}
+	s.log.V(1).Info("ext_proc stream broken", "error", err.Error())
+	return err
+}
+
+// phase is where a stream is in Envoy's sequence (research §1.2).
+type phase uint8
+
+const (
+	// phaseStart: nothing received yet.
+	phaseStart phase = iota
+	// phaseRequest: request_headers answered with a HeadersResponse.
+	phaseRequest
+	// phaseResponse: response_headers answered.
+	phaseResponse
+	// phaseResponded: request_headers answered with an ImmediateResponse;
+	// Envoy sends no further headers on this stream (research §3.1).
+	phaseResponded
+)
+
+// streamState is everything one stream remembers between its messages. It
+// lives on the Process goroutine's stack and is never shared.
+type streamState struct {
+	table  *table.Table
+	loaded bool
+	phase  phase
+	// decision is the request phase's outcome; the response phase applies it
+	// when apply is set (ActionContinue).
+	decision cors.Decision
+	apply    bool
+}
+
+// replyIgnored records that Envoy did not apply the reply just computed.
+func (st *streamState) replyIgnored() {
+	if st.phase == phaseResponded {
+		st.phase = phaseRequest
+	}
+	st.apply = false
+}
+
+// handle answers one message. It returns a gRPC status error only for a
+// message that breaks the protocol, never for a CORS denial.
+func (s *Server) handle(st *streamState, msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	switch m := msg.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return s.requestHeaders(st, m.RequestHeaders)
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return s.responseHeaders(st, m.ResponseHeaders)
+	case *extprocv3.ProcessingRequest_RequestBody:
+		// Only an Envoy configured to send bodies sends these; CORS needs
+		// none, and an empty answer lets the body through unchanged.
+		return requestBodyContinue, nil
+	case *extprocv3.ProcessingRequest_ResponseBody:
+		return responseBodyContinue, nil
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		return requestTrailersContinue, nil
+	case *extprocv3.ProcessingRequest_ResponseTrailers:
+		return responseTrailersContinue, nil
+	case nil:
+		return nil, status.Error(codes.InvalidArgument,
+			"extproc: ProcessingRequest carries no request message (the `request` oneof is empty); "+
+				"send request_headers, response_headers, a body or trailers. Flow-control-only messages "+
+				"are not supported: this server never advertises flow control")
+	default:
+		return nil, status.Errorf(codes.InvalidArgument,
+			"extproc: unsupported ProcessingRequest message %T; this server handles headers, bodies and trailers", m)
+	}
+}
+
+// protocolError builds the status for a message that arrived out of order.
+func protocolError(format string, args ...any) error {
+	return status.Errorf(codes.FailedPrecondition, "extproc: "+format, args...)
+}
