@@ -1,7 +1,6 @@
 package extproc
 
 import (
-	"strings"
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -165,7 +164,7 @@ func httpStatus(code int) *typev3.HttpStatus {
 // the one that shows up in access logs.
 var preflightDetails = func() (t [256]string) {
 	for i := range t {
-		t[i] = "cors_preflight_rejected_" + strings.ReplaceAll(cors.Reason(i).String(), " ", "_")
+		t[i] = "cors_preflight_rejected_" + cors.Reason(i).Label()
 	}
 	return t
 }()
@@ -182,5 +181,5 @@ func details(d *cors.Decision) string {
 	if d.Allowed {
 		return "cors_" + d.Kind.String() + "_allowed"
 	}
-	return "cors_" + d.Kind.String() + "_rejected_" + strings.ReplaceAll(d.Reason.String(), " ", "_")
+	return "cors_" + d.Kind.String() + "_rejected_" + d.Reason.Label()
 }

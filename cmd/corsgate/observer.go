@@ -13,7 +13,7 @@ import (
 // nothing.
 type observer struct {
 	log      logr.Logger
-	counters [3][cors.ReasonPrivateNetworkNotAllowed + 1][2]prometheus.Counter
+	counters [3][cors.NumReasons][2]prometheus.Counter
 }
 
 func newObserver(reg prometheus.Registerer, log logr.Logger) *observer {
@@ -26,7 +26,7 @@ func newObserver(reg prometheus.Registerer, log logr.Logger) *observer {
 	for k := range o.counters {
 		for r := range o.counters[k] {
 			for m, mode := range []string{"Enforce", "DryRun"} {
-				o.counters[k][r][m] = vec.WithLabelValues(cors.Kind(k).String(), cors.Reason(r).String(), mode)
+				o.counters[k][r][m] = vec.WithLabelValues(cors.Kind(k).String(), cors.Reason(r).Label(), mode)
 			}
 		}
 	}
@@ -43,7 +43,7 @@ func (o *observer) Observe(e *table.Entry, d *cors.Decision) {
 	}
 	if !d.Allowed && d.Kind != cors.KindNotCORS {
 		if v := o.log.V(1); v.Enabled() {
-			v.Info("denied", "policy", e.Key(), "kind", d.Kind.String(), "reason", d.Reason.String(), "detail", d.Detail, "dryRun", d.DryRun)
+			v.Info("denied", "policy", e.Key(), "kind", d.Kind.String(), "reason", d.Reason.Label(), "detail", d.Detail, "dryRun", d.DryRun)
 		}
 	}
 }

@@ -85,6 +85,30 @@ func (r Reason) String() string {
 	return "unknown"
 }
 
+// reasonLabels are the reasons spelt for metric labels and Envoy's response
+// code details, where spaces are not welcome.
+var reasonLabels = [...]string{
+	ReasonAllowed:                  "allowed",
+	ReasonNotCORS:                  "not_cors",
+	ReasonOriginMalformed:          "origin_malformed",
+	ReasonOriginNotAllowed:         "origin_not_allowed",
+	ReasonMethodNotAllowed:         "method_not_allowed",
+	ReasonHeaderNotAllowed:         "header_not_allowed",
+	ReasonHeadersTooLarge:          "request_headers_too_large",
+	ReasonPrivateNetworkNotAllowed: "private_network_not_allowed",
+}
+
+// Label is the reason in snake_case, for metric labels and access logs.
+func (r Reason) Label() string {
+	if int(r) < len(reasonLabels) {
+		return reasonLabels[r]
+	}
+	return "unknown"
+}
+
+// NumReasons is the number of reasons, for tables indexed by Reason.
+const NumReasons = int(ReasonPrivateNetworkNotAllowed) + 1
+
 // Header is one response header. Names are lower case, as Envoy carries them.
 type Header struct {
 	Name, Value string

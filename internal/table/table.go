@@ -118,15 +118,23 @@ func New(entries []Entry) (*Table, []Conflict) {
 func newPathIndex() *pathIndex { return &pathIndex{prefixes: map[string]*Entry{}} }
 
 // Len is the number of entries.
-func (t *Table) Len() int { return len(t.entries) }
+func (t *Table) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.entries)
+}
 
 // Entries returns the entries, oldest first. Do not modify them.
 func (t *Table) Entries() []*Entry { return t.entries }
 
 // Lookup returns the entry that decides a request for authority (":authority",
 // a port is ignored, case-insensitive) and path (":path", the query is
-// ignored), or nil when no policy applies.
+// ignored), or nil when no policy applies (or t is nil: no table yet).
 func (t *Table) Lookup(authority, path string) *Entry {
+	if t == nil {
+		return nil
+	}
 	var buf [maxHostLen]byte
 	host, ok := hostOf(buf[:0], authority)
 	if !ok {
