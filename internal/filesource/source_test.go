@@ -142,14 +142,18 @@ func TestWatchReloadsAndKeepsLastGood(t *testing.T) {
 		}
 	}
 
-	if err := waitReload(func() { write(t, dir, "p.yaml", strings.Replace(twoPolicies, "https://app.example.com", "https://new.example.com", 1)) }); err != nil {
+	if err := waitReload(func() {
+		write(t, dir, "p.yaml", strings.Replace(twoPolicies, "https://app.example.com", "https://new.example.com", 1))
+	}); err != nil {
 		t.Fatalf("valid edit: %v", err)
 	}
 	if !allowed(store, "api.example.com", "https://new.example.com") || allowed(store, "api.example.com", "https://app.example.com") {
 		t.Fatal("valid edit not served")
 	}
 
-	err := waitReload(func() { write(t, dir, "p.yaml", strings.Replace(twoPolicies, "https://app.example.com", "https://new.example.com/", 1)) })
+	err := waitReload(func() {
+		write(t, dir, "p.yaml", strings.Replace(twoPolicies, "https://app.example.com", "https://new.example.com/", 1))
+	})
 	if err == nil || !strings.Contains(err.Error(), "spec.allowOrigins[0]") {
 		t.Fatalf("broken edit: err = %v; want it to name the field", err)
 	}
