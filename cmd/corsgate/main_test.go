@@ -72,12 +72,18 @@ func start(t *testing.T, policies string) *server {
 		s.cmd.Process.Kill()
 		s.cmd.Wait()
 	})
-	conn := dial(t, s.addr)
-	hc := healthpb.NewHealthClient(conn)
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	waitServing(t, s)
+	return s
+}
+
+// waitServing waits for gRPC health to report the ext_proc service SERVING.
+func waitServing(t *testing.T, s *server) {
+	t.Helper()
+	hc := healthpb.NewHealthClient(dial(t, s.addr))
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		r, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "envoy.service.ext_proc.v3.ExternalProcessor"})
 		if err == nil && r.Status == healthpb.HealthCheckResponse_SERVING {
-			return s
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("corsgate never became SERVING (last error %v); output:\n%s", err, s.output)

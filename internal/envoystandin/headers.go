@@ -96,17 +96,6 @@ func newHeaderMap(inline map[string]bool) *headerMap {
 	return &headerMap{inline: inline}
 }
 
-// get returns every value of a lower-case key.
-func (m *headerMap) get(key string) []string {
-	var vs []string
-	for _, e := range m.entries {
-		if e.Name == key {
-			vs = append(vs, e.Value)
-		}
-	}
-	return vs
-}
-
 func (m *headerMap) first(key string) (string, bool) {
 	for _, e := range m.entries {
 		if e.Name == key {
@@ -210,8 +199,4 @@ func (m *headerMap) regular() Headers {
 		}
 	}
 	return out
-}
-
-func (m *headerMap) clone() *headerMap {
-	return &headerMap{entries: append([]Header(nil), m.entries...), inline: m.inline}
 }

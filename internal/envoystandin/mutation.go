@@ -88,6 +88,7 @@ func applyHeaderMutation(m *extprocv3.HeaderMutation, h *headerMap, replacing bo
 			return invalidArgument("Invalid character in set_headers mutation.")
 		}
 		key := strings.ToLower(hv.GetKey())
+		//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append field (research §4.2).
 		appendMode := opt.GetAppend().GetValue() // PROTOBUF_GET_WRAPPED_OR_DEFAULT(sh, append, false)
 		op := opSet
 		if appendMode && h.has(key) {

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 Envoy's ext_proc reads only the deprecated append field (research §4.2): the tests set it as Envoy expects.
+
 package envoystandin_test
 
 // Scripted ext_proc servers for the tests: real gRPC on 127.0.0.1:0, one

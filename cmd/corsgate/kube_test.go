@@ -1,0 +1,122 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/corsgate/corsgate/internal/envoystandin"
+)
+
+const kubePolicy = `apiVersion: policy.corsgate.io/v1alpha1
+kind: CorsPolicy
+metadata:
+  name: api
+  namespace: default
+spec:
+  hosts: [kube.example.com]
+  allowOrigins: [%s]
+  allowMethods: [PUT]
+`
+
+// TestKubernetesModeFollowsKubectlApply runs the binary in Kubernetes mode
+// against a real kube-apiserver and etcd (envtest), applies a CorsPolicy with
+// kubectl, and drives preflights through the Envoy stand-in until the
+// answer changes.
+func TestKubernetesModeFollowsKubectlApply(t *testing.T) {
+	t.Parallel()
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	if _, err := env.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Stop() })
+	user, err := env.ControlPlane.AddUser(envtest.User{Name: "corsgate-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubectl := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+
+	s := &server{addr: freePort(t), output: &bytes.Buffer{}}
+	s.cmd = exec.Command(binary, "--grpc-bind-address", s.addr, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--leader-elect", "--leader-election-namespace", "default")
+	s.cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath)
+	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
+	waitServing(t, s)
+	sim := envoy(t, s.addr)
+
+	preflight := func(origin string) int {
+		res, err := sim.Do(context.Background(), envoystandin.Request{Method: "OPTIONS", Authority: "kube.example.com", Path: "/",
+			Headers: envoystandin.NewHeaders("origin", origin, "access-control-request-method", "PUT")}, upstream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Status
+	}
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never happened; corsgate output:\n%s", what, s.output)
+			}
+		}
+	}
+
+	if got := preflight("https://app.example.com"); got != 405 {
+		t.Fatalf("before any policy: %d, want the upstream's own 405 (no policy applies)", got)
+	}
+	kubectl(strings.Replace(kubePolicy, "%s", "https://app.example.com", 1), "apply", "-f", "-")
+	until("the applied policy answering the preflight", func() bool { return preflight("https://app.example.com") == 204 })
+	until("status Accepted=True written by the leader", func() bool {
+		return kubectl("", "get", "corspolicy", "api", "-o", `jsonpath={.status.conditions[?(@.type=="Accepted")].status}`) == "True"
+	})
+
+	kubectl(strings.Replace(kubePolicy, "%s", "https://other.example.com", 1), "apply", "-f", "-")
+	until("the edited policy refusing the old origin", func() bool { return preflight("https://app.example.com") == 403 })
+	if got := preflight("https://other.example.com"); got != 204 {
+		t.Errorf("new origin: %d, want 204", got)
+	}
+	if out := kubectl("", "get", "corspolicies"); !strings.Contains(out, "kube.example.com") || !strings.Contains(out, "True") {
+		t.Errorf("kubectl get corspolicies should show hosts and acceptance:\n%s", out)
+	}
+
+	kubectl("", "delete", "corspolicy", "api")
+	until("the deleted policy leaving the table", func() bool { return preflight("https://other.example.com") == 405 })
+
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("SIGTERM: exit %v; output:\n%s", err, s.output)
+	}
+}
