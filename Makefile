@@ -67,7 +67,7 @@ verify: manifests generate ## Fail when generated files are stale.
 		echo "generated files are stale; run 'make manifests generate' and commit:"; git status --porcelain -- api config charts; exit 1; fi
 
 .PHONY: test
-test: manifests generate vet envtest-assets ## Unit, ext_proc, controller (envtest) tests, plus a short fuzz pass.
+test: manifests generate vet envtest-assets helm kustomize ## Unit, ext_proc, controller (envtest) tests, plus a short fuzz pass.
 	go test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 

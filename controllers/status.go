@@ -24,7 +24,6 @@ import (
 
 // +kubebuilder:rbac:groups=policy.corsgate.io,resources=corspolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // StatusWriter writes each CorsPolicy's status from the latest table build:
 // it computes the whole status, then patches once, and only when something

@@ -47,6 +47,9 @@ func TestMain(m *testing.M) {
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()
+	if err == nil {
+		cfg.QPS, cfg.Burst = 50, 100 // as the binary's --kube-api-qps/--kube-api-burst defaults
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting envtest:", err)
 		os.Exit(1)
@@ -87,7 +90,13 @@ func run(cfg *rest.Config, m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	k8s = mgr.GetClient()
+	// Tests read and write through an uncached client, so that what they
+	// see is the API server's state, not the manager cache's.
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		cancel()
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	<-store.Ready()
 	code := m.Run()
 	cancel()

@@ -28,6 +28,7 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return fmt.Errorf("no Kubernetes configuration (in-cluster or KUBECONFIG): %w; to run without a cluster, pass --policies PATH", err)
 	}
+	cfg.QPS, cfg.Burst = float32(o.kubeAPIQPS), o.kubeAPIBurst
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
@@ -32,6 +33,9 @@ type options struct {
 	leaderElect             bool
 	leaderElectionNS        string
 	grpcTLSCert, grpcTLSKey string
+	grpcShutdownTimeout     time.Duration
+	kubeAPIQPS              float64
+	kubeAPIBurst            int
 }
 
 func main() {
@@ -44,6 +48,9 @@ func main() {
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
 	flag.StringVar(&o.grpcTLSCert, "grpc-tls-cert-file", "", "Serve gRPC over TLS with this certificate (PEM, e.g. tls.crt of a cert-manager Secret); needs --grpc-tls-key-file.")
 	flag.StringVar(&o.grpcTLSKey, "grpc-tls-key-file", "", "The private key (PEM, e.g. tls.key) for --grpc-tls-cert-file.")
+	flag.DurationVar(&o.grpcShutdownTimeout, "grpc-shutdown-timeout", extproc.DefaultShutdownTimeout, "After SIGTERM, how long in-flight ext_proc streams may finish before they are cut; keep it below the pod's termination grace period.")
+	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Queries per second to the Kubernetes API (status writes); Kubernetes mode.")
+	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API; Kubernetes mode.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -75,8 +82,9 @@ func grpcRunner(o options, store *table.Store, log logr.Logger, obs extproc.Obse
 		return nil, fmt.Errorf("--grpc-bind-address %s: %w", o.grpcAddr, err)
 	}
 	r := &extproc.Runner{
-		Server:   extproc.NewServer(store, extproc.WithLogger(log.WithName("extproc")), extproc.WithObserver(obs)),
-		Listener: lis,
+		Server:          extproc.NewServer(store, extproc.WithLogger(log.WithName("extproc")), extproc.WithObserver(obs)),
+		Listener:        lis,
+		ShutdownTimeout: o.grpcShutdownTimeout,
 	}
 	if o.grpcTLSCert != "" || o.grpcTLSKey != "" {
 		creds, err := tlsCredentials(o.grpcTLSCert, o.grpcTLSKey)

@@ -58,11 +58,6 @@ const (
 	maxRegexInsts = 4096
 )
 
-// probeOrigins are origins nobody configures on purpose: a credentialed policy
-// whose regex matches one of them reflects arbitrary origins with credentials,
-// the classic CORS hole.
-var probeOrigins = []string{"https://corsgate-probe.invalid", "http://corsgate-probe.invalid", "https://corsgate-probe.invalid.evil.example", nullOrigin}
-
 // Compile validates cfg and builds a Policy. Every problem is reported at
 // once: the error joins one *FieldError per problem (see FieldErrors), each
 // naming its field and saying what to write instead. Warnings are risky but
@@ -131,7 +126,10 @@ func (p *Policy) compileOrigins(cfg Config, pr *problems) {
 					pr.errorf("allowOrigins", i, o, "%s admits every site under the public suffix %q, and allowCredentials is on: list the sites you trust, e.g. %q", quote(o), op.host, op.scheme+"://mysite."+op.host)
 				}
 				p.wildcards[op.key] = struct{}{}
-			} else {
+			} else if _, ok := parseOrigin(op.key); ok {
+				// A key no request origin can parse as would never match
+				// (allowOrigin parses first); leaving it out lets allowOrigin
+				// look exact origins up before parsing.
 				p.exact[op.key] = struct{}{}
 			}
 			if cfg.AllowCredentials && op.scheme == "http" && !isLoopback(op.host) {
@@ -156,11 +154,8 @@ func (p *Policy) compileOrigins(cfg Config, pr *problems) {
 		}
 		rx := regexp.MustCompile(anchored)
 		if cfg.AllowCredentials {
-			for _, probe := range probeOrigins {
-				if rx.MatchString(probe) {
-					pr.errorf("allowOriginRegexes", i, re, "%s also matches %q, so with allowCredentials it would let arbitrary sites read your users' data: anchor it to your domain, e.g. %q", quote(re), probe, `https://[a-z0-9-]+\.example\.com`)
-					break
-				}
+			if hole := credentialedRegexHole(rx, parsed); hole != "" {
+				pr.errorf("allowOriginRegexes", i, re, "%s also matches %q, so with allowCredentials it would let sites you do not own read your users' data: anchor it to your domain, e.g. %q", quote(re), hole, `https://[a-z0-9-]+\.example\.com`)
 			}
 		}
 		p.regexes = append(p.regexes, rx)

@@ -41,7 +41,10 @@ func TestCompileRefuses(t *testing.T) {
 		{desc: "regex too long", cfg: cors.Config{AllowOriginRegexes: []string{strings.Repeat("a", 2000)}}, field: "spec.allowOriginRegexes[0]", want: `keep it under 1024`},
 		{desc: "regex program too large", cfg: cors.Config{AllowOriginRegexes: []string{`x{1,1000}y{1,1000}z{1,1000}w{1,1000}v{1,1000}`}}, field: "spec.allowOriginRegexes[0]", want: `too large`},
 		{desc: "credentialed regex matching any origin", cfg: cors.Config{AllowOriginRegexes: []string{`https://.*`}, AllowCredentials: true}, field: "spec.allowOriginRegexes[0]", want: `also matches "https://corsgate-probe.invalid"`},
-		{desc: "credentialed regex matching a suffix attack", cfg: cors.Config{AllowOriginRegexes: []string{`https://.*invalid.*`}, AllowCredentials: true}, field: "spec.allowOriginRegexes[0]", want: `also matches`},
+		{desc: "credentialed regex open at the end", cfg: cors.Config{AllowOriginRegexes: []string{`https://app\.example\.com.*`}, AllowCredentials: true}, field: "spec.allowOriginRegexes[0]", want: `also matches "https://app.example.com.corsgate-probe.invalid"`},
+		{desc: "credentialed regex with an unescaped dot", cfg: cors.Config{AllowOriginRegexes: []string{`https://app.example.com`}, AllowCredentials: true}, field: "spec.allowOriginRegexes[0]", want: `also matches`},
+		{desc: "credentialed regex open at the start", cfg: cors.Config{AllowOriginRegexes: []string{`https://.*example\.com`}, AllowCredentials: true}, field: "spec.allowOriginRegexes[0]", want: `also matches "https://corsgate-probe`},
+		{desc: "credentialed regex open in the middle", cfg: cors.Config{AllowOriginRegexes: []string{`https://.*\.example\.com.*`}, AllowCredentials: true}, field: "spec.allowOriginRegexes[0]", want: `also matches`},
 		{desc: "method not a token", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"GET POST"}}, field: "spec.allowMethods[0]", want: `not an HTTP method name`},
 		{desc: "forbidden method", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"trace"}}, field: "spec.allowMethods[0]", want: `forbidden method`},
 		{desc: "CONNECT", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"CONNECT"}}, field: "spec.allowMethods[0]", want: `forbidden method`},
@@ -122,6 +125,8 @@ func TestCompileAccepts(t *testing.T) {
 		{AllowOrigins: []string{"https://*.example.com:8443"}, AllowCredentials: true},
 		{AllowOrigins: []string{"*"}, AllowHeaders: []string{"*", "Authorization"}},
 		{AllowOriginRegexes: []string{`https://[a-z0-9-]+\.example\.com`}, AllowCredentials: true},
+		{AllowOriginRegexes: []string{`https://(www|app|pr-[0-9]+\.preview)\.example\.com(:8443)?`}, AllowCredentials: true},
+		{AllowOriginRegexes: []string{`https://.*`}}, // no credentials: no worse than "*"
 		{AllowOrigins: []string{"*"}, ExposeHeaders: []string{"*"}},
 		{AllowOrigins: []string{"https://a.example"}, ExposeHeaders: []string{"*"}, AllowCredentials: true},
 	} {

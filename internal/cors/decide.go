@@ -1,36 +1,46 @@
 package cors
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // Decide classifies r and decides it under the policy, following the Fetch
 // standard's CORS protocol (§3.2). It allocates nothing: the Decision's strings
 // are compiled constants or substrings of r.
-func (p *Policy) Decide(r *Request) Decision {
-	d := p.decide(r)
+//
+// The Decision (about 300 bytes) is filled in place through a pointer rather
+// than built and returned by each helper: copying it at every level cost more
+// than the decision itself on short requests.
+func (p *Policy) Decide(r *Request) (d Decision) {
+	p.decide(r, &d)
 	if p.mode == ModeDryRun {
 		d.DryRun, d.EnforceAction, d.Action = true, d.Action, ActionPassThrough
 	}
 	return d
 }
 
-func (p *Policy) decide(r *Request) Decision {
+// decide fills d, which must be the zero Decision.
+func (p *Policy) decide(r *Request, d *Decision) {
 	if !r.HasOrigin {
-		return Decision{Kind: KindNotCORS, Action: ActionContinue, Reason: ReasonNotCORS}
+		d.Kind, d.Action, d.Reason = KindNotCORS, ActionContinue, ReasonNotCORS
+		return
 	}
 	// Fetch §3.2.2: a CORS-preflight request uses OPTIONS and includes
 	// Access-Control-Request-Method. An OPTIONS without it is an actual request.
 	if r.Method == http.MethodOptions && r.AccessControlRequestMethod != "" {
-		return p.decidePreflight(r)
+		p.decidePreflight(r, d)
+		return
 	}
-	return p.decideActual(r)
+	p.decideActual(r, d)
 }
 
-func (p *Policy) decideActual(r *Request) Decision {
-	d := Decision{Kind: KindActual, Action: ActionContinue}
+func (p *Policy) decideActual(r *Request, d *Decision) {
+	d.Kind, d.Action = KindActual, ActionContinue
 	acao, reason := p.allowOrigin(r.Origin)
 	if reason != ReasonAllowed {
 		d.Reason, d.Detail = reason, r.Origin
-		return d
+		return
 	}
 	d.Allowed = true
 	d.Headers.add(HeaderACAO, acao)
@@ -41,13 +51,13 @@ func (p *Policy) decideActual(r *Request) Decision {
 		d.Headers.add(HeaderACEH, p.exposeHeaders)
 	}
 	d.ExposeResponseHeaders = p.exposeFromUpstrm
-	return d
 }
 
 // decidePreflight checks a preflight in the order a browser would (Fetch
 // §4.8 "CORS-preflight fetch", steps 7 to 9): origin, method, headers, then
 // private network access. The first failure is the reason.
-func (p *Policy) decidePreflight(r *Request) Decision {
+func (p *Policy) decidePreflight(r *Request, d *Decision) {
+	d.Kind = KindPreflight
 	acao, reason := p.allowOrigin(r.Origin)
 	detail := r.Origin
 	if reason == ReasonAllowed {
@@ -61,18 +71,18 @@ func (p *Policy) decidePreflight(r *Request) Decision {
 		reason, detail = ReasonPrivateNetworkNotAllowed, r.AccessControlRequestPrivateNetwork
 	}
 	if reason != ReasonAllowed {
-		d := Decision{Kind: KindPreflight, Reason: reason, Detail: detail}
+		d.Reason, d.Detail = reason, detail
 		if p.unmatched == PreflightForward {
 			d.Action = ActionPassThrough
-			return d
+			return
 		}
 		// Fetch §3.2.3: "the 403 status can be used, coupled with omitting the
 		// relevant headers".
 		d.Action, d.Status = ActionRespond, http.StatusForbidden
-		return d
+		return
 	}
 
-	d := Decision{Kind: KindPreflight, Action: ActionRespond, Allowed: true, Status: http.StatusNoContent}
+	d.Action, d.Allowed, d.Status = ActionRespond, true, http.StatusNoContent
 	d.Headers.add(HeaderACAO, acao)
 	if p.credentialed {
 		d.Headers.add(HeaderACAC, headerTrue)
@@ -92,7 +102,6 @@ func (p *Policy) decidePreflight(r *Request) Decision {
 		d.Headers.add(HeaderACAPN, headerTrue)
 	}
 	d.Headers.add(HeaderVary, preflightVary)
-	return d
 }
 
 // allowOrigin returns the Access-Control-Allow-Origin value for an allowed
@@ -106,15 +115,18 @@ func (p *Policy) allowOrigin(s string) (string, Reason) {
 		}
 		return "", ReasonOriginNotAllowed
 	}
+	// An origin listed exactly is allowed without parsing it: Compile keeps
+	// in exact only keys that parseOrigin accepts, so a byte-equal request
+	// origin is well formed. (exact is empty when anyOrigin is set.)
+	if _, ok := p.exact[s]; ok {
+		return s, ReasonAllowed
+	}
 	o, ok := parseOrigin(s)
 	if !ok {
 		return "", ReasonOriginMalformed
 	}
 	if p.anyOrigin {
 		return wildcard, ReasonAllowed
-	}
-	if _, ok := p.exact[s]; ok {
-		return s, ReasonAllowed
 	}
 	if len(p.wildcards) > 0 && p.matchWildcard(o) {
 		return s, ReasonAllowed
@@ -190,12 +202,22 @@ func (p *Policy) checkHeaders(acrh string) (Reason, string) {
 		return ReasonHeadersTooLarge, ""
 	}
 	var buf [maxHeaderNameLen]byte
-	for rest := acrh; rest != ""; {
-		var name string
-		name, rest = nextListElement(rest)
-		if name == "" {
-			continue
+	for i := 0; ; {
+		// Commas and whitespace between elements (empty elements included)
+		// are skipped in a tight loop, so a list of nothing but separators
+		// costs one table lookup per byte.
+		for i < len(acrh) && listSeparator[acrh[i]] {
+			i++
 		}
+		if i == len(acrh) {
+			break
+		}
+		end := len(acrh)
+		if j := strings.IndexByte(acrh[i:], ','); j >= 0 {
+			end = i + j
+		}
+		name := trimTrailingOWS(acrh[i:end])
+		i = end
 		if len(name) > maxHeaderNameLen || !isToken(name) {
 			return ReasonHeaderNotAllowed, name
 		}
@@ -225,24 +247,15 @@ func (p *Policy) answerHeaders(acrh string) string {
 	return p.allowHeaders
 }
 
-// nextListElement returns the first element of a comma-separated list with
-// optional whitespace trimmed, and the rest after its comma.
-func nextListElement(s string) (elem, rest string) {
-	end := len(s)
-	for i := 0; i < len(s); i++ {
-		if s[i] == ',' {
-			end, rest = i, s[i+1:]
-			break
-		}
+// listSeparator marks ',', SP and HTAB.
+var listSeparator = [256]bool{',': true, ' ': true, '\t': true}
+
+// trimTrailingOWS removes trailing spaces and tabs.
+func trimTrailingOWS(s string) string {
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
 	}
-	elem = s[:end]
-	for elem != "" && (elem[0] == ' ' || elem[0] == '\t') {
-		elem = elem[1:]
-	}
-	for elem != "" && (elem[len(elem)-1] == ' ' || elem[len(elem)-1] == '\t') {
-		elem = elem[:len(elem)-1]
-	}
-	return elem, rest
+	return s
 }
 
 // toLower appends the ASCII lower-case form of s to dst.
