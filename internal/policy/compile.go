@@ -18,7 +18,7 @@ import (
 // *cors.FieldError values, one per problem.
 func Compile(obj *v1alpha1.CorsPolicy) (table.Entry, []cors.Warning, error) {
 	spec := &obj.Spec
-	var errs []error
+	errs := checkShape(spec)
 	hosts := make([]string, 0, len(spec.Hosts))
 	for i, h := range spec.Hosts {
 		n, err := table.NormalizeHost(h)
@@ -50,6 +50,59 @@ func Compile(obj *v1alpha1.CorsPolicy) (table.Entry, []cors.Warning, error) {
 		Created: obj.CreationTimestamp.Time,
 		Policy:  p,
 	}, warnings, nil
+}
+
+// The CRD's bounds (api/v1alpha1 markers), checked here too so that the file
+// source refuses what `kubectl apply` would.
+var listBounds = []struct {
+	field    string
+	get      func(*v1alpha1.CorsPolicySpec) []string
+	maxItems int
+	maxLen   int
+}{
+	{"hosts", func(s *v1alpha1.CorsPolicySpec) []string { return s.Hosts }, 16, 253},
+	{"pathPrefixes", func(s *v1alpha1.CorsPolicySpec) []string { return s.PathPrefixes }, 16, 1024},
+	{"allowOrigins", func(s *v1alpha1.CorsPolicySpec) []string { return s.AllowOrigins }, 64, 326},
+	{"allowOriginRegexes", func(s *v1alpha1.CorsPolicySpec) []string { return s.AllowOriginRegexes }, 16, 1024},
+	{"allowMethods", func(s *v1alpha1.CorsPolicySpec) []string { return s.AllowMethods }, 32, 64},
+	{"allowHeaders", func(s *v1alpha1.CorsPolicySpec) []string { return s.AllowHeaders }, 64, 256},
+	{"exposeHeaders", func(s *v1alpha1.CorsPolicySpec) []string { return s.ExposeHeaders }, 64, 256},
+}
+
+// checkShape checks list sizes, lengths, duplicates and enum values.
+func checkShape(spec *v1alpha1.CorsPolicySpec) []error {
+	var errs []error
+	add := func(field, value, format string, args ...any) {
+		errs = append(errs, &cors.FieldError{Field: field, Value: value, Message: fmt.Sprintf(format, args...)})
+	}
+	for _, b := range listBounds {
+		list := b.get(spec)
+		if len(list) > b.maxItems {
+			add("spec."+b.field, "", "has %d entries, more than the %d allowed: split the policy in two", len(list), b.maxItems)
+		}
+		seen := make(map[string]bool, len(list))
+		for i, v := range list {
+			field := fmt.Sprintf("spec.%s[%d]", b.field, i)
+			if len(v) > b.maxLen {
+				add(field, v, "is %d bytes long, more than the %d allowed", len(v), b.maxLen)
+			}
+			if seen[v] {
+				add(field, v, "%q is listed twice: remove one", v)
+			}
+			seen[v] = true
+		}
+	}
+	switch spec.UnmatchedPreflight {
+	case "", v1alpha1.UnmatchedPreflightReject, v1alpha1.UnmatchedPreflightForward:
+	default:
+		add("spec.unmatchedPreflight", string(spec.UnmatchedPreflight), "%q is not a choice: write Reject (the default: answer 403) or Forward (pass the preflight to the upstream)", spec.UnmatchedPreflight)
+	}
+	switch spec.Mode {
+	case "", v1alpha1.ModeEnforce, v1alpha1.ModeDryRun:
+	default:
+		add("spec.mode", string(spec.Mode), "%q is not a choice: write Enforce (the default) or DryRun (decide and record, change nothing)", spec.Mode)
+	}
+	return errs
 }
 
 // Config translates a spec's CORS fields for the engine.
