@@ -290,14 +290,14 @@ func validationCases() []validationCase {
 				`spec.allowOrigins[0]: Invalid value: "https://App.example.com/": origins are lower case, as browsers send them: write "https://app.example.com", not "https://App.Example.com"]`,
 		},
 		{
-			desc:    "origins are a set",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app, app}},
-			want:    `spec.allowOrigins[1]: Duplicate value: "https://app.example.com"`,
+			desc: "origins are a set",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app, app}},
+			want: `spec.allowOrigins[1]: Duplicate value: "https://app.example.com"`,
 		},
 		{
-			desc:    "too many origins",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: tooMany(65, "https://a%d.example.com")},
-			want:    notChecked(`spec.allowOrigins: Too many: 65: must have at most 64 items`),
+			desc: "too many origins",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: tooMany(65, "https://a%d.example.com")},
+			want: notChecked(`spec.allowOrigins: Too many: 65: must have at most 64 items`),
 		},
 		{
 			desc: "origin too long",
@@ -305,9 +305,9 @@ func validationCases() []validationCase {
 			want: notChecked(`spec.allowOrigins[0]: Too long: may not be more than 326 bytes`),
 		},
 		{
-			desc:    "too many origin regexes",
-			spec:    v1alpha1.CorsPolicySpec{AllowOriginRegexes: tooMany(17, `https://a%d\.example\.com`)},
-			want:    notChecked(`spec.allowOriginRegexes: Too many: 17: must have at most 16 items`),
+			desc: "too many origin regexes",
+			spec: v1alpha1.CorsPolicySpec{AllowOriginRegexes: tooMany(17, `https://a%d\.example\.com`)},
+			want: notChecked(`spec.allowOriginRegexes: Too many: 17: must have at most 16 items`),
 		},
 		{
 			desc: "origin regex too long",
@@ -337,9 +337,9 @@ func validationCases() []validationCase {
 			want: `spec.hosts[0]: Invalid value: "api.*.example.com": spec.hosts[0] in body should match '^(\*\.)?[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?)*$'`,
 		},
 		{
-			desc:    "too many hosts",
-			spec:    v1alpha1.CorsPolicySpec{Hosts: tooMany(17, "h%d.example.com"), AllowOrigins: []string{app}},
-			want:    notChecked(`spec.hosts: Too many: 17: must have at most 16 items`),
+			desc: "too many hosts",
+			spec: v1alpha1.CorsPolicySpec{Hosts: tooMany(17, "h%d.example.com"), AllowOrigins: []string{app}},
+			want: notChecked(`spec.hosts: Too many: 17: must have at most 16 items`),
 		},
 		{
 			desc: "host too long",
@@ -347,9 +347,9 @@ func validationCases() []validationCase {
 			want: notChecked(`spec.hosts[0]: Too long: may not be more than 253 bytes`),
 		},
 		{
-			desc:    "hosts are a set",
-			spec:    v1alpha1.CorsPolicySpec{Hosts: []string{"api.example.com", "api.example.com"}, AllowOrigins: []string{app}},
-			want:    `spec.hosts[1]: Duplicate value: "api.example.com"`,
+			desc: "hosts are a set",
+			spec: v1alpha1.CorsPolicySpec{Hosts: []string{"api.example.com", "api.example.com"}, AllowOrigins: []string{app}},
+			want: `spec.hosts[1]: Duplicate value: "api.example.com"`,
 		},
 		{
 			desc: "path prefix without a leading slash",
@@ -367,14 +367,14 @@ func validationCases() []validationCase {
 			want: `spec.pathPrefixes[0]: Invalid value: "/api\tv1": a path prefix has no query, fragment, space or control character: write "/api", not "/api?v=1", and percent-encode a space as %20`,
 		},
 		{
-			desc:    "too many path prefixes",
-			spec:    v1alpha1.CorsPolicySpec{PathPrefixes: tooMany(17, "/p%d"), AllowOrigins: []string{app}},
-			want:    notChecked(`spec.pathPrefixes: Too many: 17: must have at most 16 items`),
+			desc: "too many path prefixes",
+			spec: v1alpha1.CorsPolicySpec{PathPrefixes: tooMany(17, "/p%d"), AllowOrigins: []string{app}},
+			want: notChecked(`spec.pathPrefixes: Too many: 17: must have at most 16 items`),
 		},
 		{
-			desc:    "path prefix too long",
-			spec:    v1alpha1.CorsPolicySpec{PathPrefixes: []string{"/" + strings.Repeat("a", 1024)}, AllowOrigins: []string{app}},
-			want:    notChecked(`spec.pathPrefixes[0]: Too long: may not be more than 1024 bytes`),
+			desc: "path prefix too long",
+			spec: v1alpha1.CorsPolicySpec{PathPrefixes: []string{"/" + strings.Repeat("a", 1024)}, AllowOrigins: []string{app}},
+			want: notChecked(`spec.pathPrefixes[0]: Too long: may not be more than 1024 bytes`),
 		},
 
 		// Methods and headers.
@@ -399,14 +399,14 @@ func validationCases() []validationCase {
 			want: `spec.allowMethods[0]: Invalid value: "Track": CONNECT, TRACE and TRACK are forbidden methods that browsers refuse to send (Fetch standard): remove them from allowMethods`,
 		},
 		{
-			desc:    "too many methods",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowMethods: tooMany(33, "M%d")},
-			want:    notChecked(`spec.allowMethods: Too many: 33: must have at most 32 items`),
+			desc: "too many methods",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowMethods: tooMany(33, "M%d")},
+			want: notChecked(`spec.allowMethods: Too many: 33: must have at most 32 items`),
 		},
 		{
-			desc:    "method too long",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowMethods: []string{strings.Repeat("M", 65)}},
-			want:    notChecked(`spec.allowMethods[0]: Too long: may not be more than 64 bytes`),
+			desc: "method too long",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowMethods: []string{strings.Repeat("M", 65)}},
+			want: notChecked(`spec.allowMethods[0]: Too long: may not be more than 64 bytes`),
 		},
 		{
 			desc: "request header name with a space",
@@ -419,9 +419,9 @@ func validationCases() []validationCase {
 			want: "spec.allowHeaders[0]: Invalid value: \"x-id:\": spec.allowHeaders[0] in body should match '^[-!#$%&'*+.^_`|~0-9A-Za-z]+$'",
 		},
 		{
-			desc:    "too many request headers",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowHeaders: tooMany(65, "x-h%d")},
-			want:    notChecked(`spec.allowHeaders: Too many: 65: must have at most 64 items`),
+			desc: "too many request headers",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowHeaders: tooMany(65, "x-h%d")},
+			want: notChecked(`spec.allowHeaders: Too many: 65: must have at most 64 items`),
 		},
 		{
 			desc: "request header name too long",
@@ -434,9 +434,9 @@ func validationCases() []validationCase {
 			want: "spec.exposeHeaders[0]: Invalid value: \"x-trace-id, x-span-id\": spec.exposeHeaders[0] in body should match '^[-!#$%&'*+.^_`|~0-9A-Za-z]+$'",
 		},
 		{
-			desc:    "too many exposed headers",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, ExposeHeaders: tooMany(65, "x-h%d")},
-			want:    notChecked(`spec.exposeHeaders: Too many: 65: must have at most 64 items`),
+			desc: "too many exposed headers",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, ExposeHeaders: tooMany(65, "x-h%d")},
+			want: notChecked(`spec.exposeHeaders: Too many: 65: must have at most 64 items`),
 		},
 		{
 			desc: "exposed header name too long",
@@ -444,9 +444,9 @@ func validationCases() []validationCase {
 			want: notChecked(`spec.exposeHeaders[0]: Too long: may not be more than 256 bytes`),
 		},
 		{
-			desc:    "request headers are a set (compared as written)",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowHeaders: []string{"content-type", "content-type"}},
-			want:    `spec.allowHeaders[1]: Duplicate value: "content-type"`,
+			desc: "request headers are a set (compared as written)",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, AllowHeaders: []string{"content-type", "content-type"}},
+			want: `spec.allowHeaders[1]: Duplicate value: "content-type"`,
 		},
 
 		// Numbers and enums.
@@ -461,14 +461,14 @@ func validationCases() []validationCase {
 			want: `spec.maxAge: Invalid value: 86401: spec.maxAge in body should be less than or equal to 86400`,
 		},
 		{
-			desc:    "unknown unmatchedPreflight",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, UnmatchedPreflight: "Drop"},
-			want:    notChecked(`spec.unmatchedPreflight: Unsupported value: "Drop": supported values: "Reject", "Forward"`),
+			desc: "unknown unmatchedPreflight",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, UnmatchedPreflight: "Drop"},
+			want: notChecked(`spec.unmatchedPreflight: Unsupported value: "Drop": supported values: "Reject", "Forward"`),
 		},
 		{
-			desc:    "unknown mode",
-			spec:    v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, Mode: "enforce"},
-			want:    notChecked(`spec.mode: Unsupported value: "enforce": supported values: "Enforce", "DryRun"`),
+			desc: "unknown mode",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, Mode: "enforce"},
+			want: notChecked(`spec.mode: Unsupported value: "enforce": supported values: "Enforce", "DryRun"`),
 		},
 	}
 }
