@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,8 +11,6 @@ import (
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"github.com/corsgate/corsgate/internal/envoystandin"
 )
 
 const kubePolicy = `apiVersion: policy.corsgate.io/v1alpha1
@@ -77,14 +74,7 @@ func TestKubernetesModeFollowsKubectlApply(t *testing.T) {
 	waitServing(t, s)
 	sim := envoy(t, s.addr)
 
-	preflight := func(origin string) int {
-		res, err := sim.Do(context.Background(), envoystandin.Request{Method: "OPTIONS", Authority: "kube.example.com", Path: "/",
-			Headers: envoystandin.NewHeaders("origin", origin, "access-control-request-method", "PUT")}, upstream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res.Status
-	}
+	preflight := func(origin string) int { return preflightStatus(t, sim, "kube.example.com", origin, "PUT") }
 	until := func(what string, cond func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {

@@ -110,6 +110,18 @@ func envoy(t *testing.T, addr string) *envoystandin.Sim {
 	}})
 }
 
+// preflightStatus sends a preflight through the stand-in and returns the
+// status the browser would see.
+func preflightStatus(t *testing.T, sim *envoystandin.Sim, authority, origin, method string) int {
+	t.Helper()
+	res, err := sim.Do(context.Background(), envoystandin.Request{Method: "OPTIONS", Authority: authority, Path: "/",
+		Headers: envoystandin.NewHeaders("origin", origin, "access-control-request-method", method)}, upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
 // upstream answers like many real apps: 405 to OPTIONS, and its own wrong
 // CORS headers.
 var upstream = envoystandin.Upstream{Handler: func(_ context.Context, r *envoystandin.UpstreamRequest) (*envoystandin.UpstreamResponse, error) {
@@ -236,14 +248,7 @@ func TestReloadAndGracefulStop(t *testing.T) {
 	os.WriteFile(file, []byte(fmt.Sprintf(policy, "https://one.example")), 0o644)
 	s := start(t, dir)
 	sim := envoy(t, s.addr)
-	preflight := func(origin string) int {
-		res, err := sim.Do(context.Background(), envoystandin.Request{Method: "OPTIONS", Authority: "a.example", Path: "/",
-			Headers: envoystandin.NewHeaders("origin", origin, "access-control-request-method", "POST")}, upstream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res.Status
-	}
+	preflight := func(origin string) int { return preflightStatus(t, sim, "a.example", origin, "POST") }
 	if got := preflight("https://two.example"); got != 403 {
 		t.Fatalf("before the edit: %d, want 403", got)
 	}
