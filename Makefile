@@ -67,9 +67,14 @@ verify: manifests generate ## Fail when generated files are stale.
 		echo "generated files are stale; run 'make manifests generate' and commit:"; git status --porcelain -- api config charts; exit 1; fi
 
 .PHONY: test
-test: manifests generate vet envtest-assets helm kustomize ## Unit, ext_proc, controller (envtest) tests, plus a short fuzz pass.
+test: manifests generate vet envtest-assets helm kustomize ## Unit, ext_proc, controller (envtest), deployment and browser tests, plus a short fuzz pass.
 	go test -count=1 ./...
+	$(MAKE) --no-print-directory test-e2e
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+.PHONY: test-e2e
+test-e2e: envtest-assets ## Browser end-to-end tests: headless Chromium (apt-installed if missing) through corsgate, file and Kubernetes modes.
+	hack/e2e.sh
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (a short seed-and-explore pass in `make test`).
