@@ -168,7 +168,9 @@ func (p *Policy) matchWildcard(o origin) bool {
 }
 
 func (p *Policy) checkMethod(m string) (Reason, string) {
-	if len(m) > maxMethodLen || !isToken(m) {
+	// "*" is a token, but no method: answering it under a credentialed "*"
+	// would echo a literal "*" (Fetch §3.2.3), so it is never allowed.
+	if len(m) > maxMethodLen || !isToken(m) || m == wildcard {
 		return ReasonMethodNotAllowed, m
 	}
 	if isSafelistedMethod(m) || p.anyMethod {
@@ -218,7 +220,9 @@ func (p *Policy) checkHeaders(acrh string) (Reason, string) {
 		}
 		name := trimTrailingOWS(acrh[i:end])
 		i = end
-		if len(name) > maxHeaderNameLen || !isToken(name) {
+		// "*" is a token but names no real header; echoed under a
+		// credentialed "*" it would read as the wildcard (Fetch §3.2.3).
+		if len(name) > maxHeaderNameLen || !isToken(name) || name == wildcard {
 			return ReasonHeaderNotAllowed, name
 		}
 		lower := toLower(buf[:0], name)
