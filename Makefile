@@ -85,9 +85,15 @@ fuzz: ## Run every fuzz target for FUZZTIME each (a short seed-and-explore pass 
 		done; \
 	done
 
+BENCH_SOAK ?= 5m
+
 .PHONY: bench
-bench: ## Engine benchmarks.
-	go test -run '^$$' -bench . -benchmem ./internal/...
+bench: envtest-assets ## corsgate side by side with rs/cors, jub0bs/cors and a no-op ext_proc server; scale; reconcile-to-serve. Prints a summary table (~10-15 min).
+	hack/bench.sh all
+
+.PHONY: soak
+soak: ## corsgate at steady load for BENCH_SOAK (default 5m): heap and goroutines must stay flat.
+	BENCH_SOAK=$(BENCH_SOAK) hack/bench.sh soak
 
 ##@ Build
 

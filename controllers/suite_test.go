@@ -62,6 +62,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(cfg *rest.Config, m *testing.M) int {
+	restConfig = cfg
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)

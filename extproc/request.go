@@ -116,17 +116,21 @@ func headerValue(hv *corev3.HeaderValue) string {
 // the decision's headers (all of them: Envoy sends no response_headers after
 // an immediate response), and details for Envoy's %RESPONSE_CODE_DETAILS%.
 func immediateResponse(d *cors.Decision) *extprocv3.ProcessingResponse {
-	r := new(immediateReply)
-	r.imm.Status = httpStatus(d.Status)
-	r.imm.Details = details(d)
+	var r *immediateReply
 	if headers := d.Headers.All(); len(headers) > 0 {
-		b := newSetBuilder(len(headers), headersLen(headers))
+		rh := new(immediateReplyWithHeaders)
+		b := rh.set.builder(len(headers), headersLen(headers))
 		for _, h := range headers {
 			b.set(h.Name, h.Value)
 		}
+		r = &rh.immediateReply
 		r.mutation.SetHeaders = b.done()
 		r.imm.Headers = &r.mutation
+	} else {
+		r = new(immediateReply)
 	}
+	r.imm.Status = httpStatus(d.Status)
+	r.imm.Details = details(d)
 	r.oneof.ImmediateResponse = &r.imm
 	r.resp.Response = &r.oneof
 	return &r.resp

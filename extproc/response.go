@@ -34,11 +34,14 @@ func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ex
 		// asked anyway. Nothing changes.
 		return responseContinue, nil
 	}
-	remove, set := responseMutation(&st.decision, h.GetHeaders().GetHeaders())
+	// The reply is allocated first so that the mutation is built inside it;
+	// a response that needs no change (rare under an enforcing policy)
+	// drops it.
+	r := new(responseHeadersReply)
+	remove, set := responseMutation(&st.decision, h.GetHeaders().GetHeaders(), r)
 	if len(remove) == 0 && len(set) == 0 {
 		return responseContinue, nil
 	}
-	r := new(responseHeadersReply)
 	r.mutation.RemoveHeaders, r.mutation.SetHeaders = remove, set
 	r.common.HeaderMutation = &r.mutation
 	r.headers.Response = &r.common
@@ -56,9 +59,10 @@ func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ex
 //   - exposeHeaders "*" with credentials lists the upstream's own header names;
 //   - Origin joins the upstream's Vary without losing or repeating a value.
 //
-// Both lists are empty when the response needs no change.
-func responseMutation(d *cors.Decision, upstream []*corev3.HeaderValue) (remove []string, set []*corev3.HeaderValueOption) {
-	remove = upstreamAccessControl(upstream)
+// Both lists are empty when the response needs no change. They are built in
+// r's storage where they fit.
+func responseMutation(d *cors.Decision, upstream []*corev3.HeaderValue, r *responseHeadersReply) (remove []string, set []*corev3.HeaderValueOption) {
+	remove = upstreamAccessControl(upstream, r.remove[:0])
 
 	decided := d.Headers.All()
 	var decisionVary, decisionExpose string
@@ -90,7 +94,7 @@ func responseMutation(d *cors.Decision, upstream []*corev3.HeaderValue) (remove 
 	}
 
 	if nset > 0 {
-		b := newSetBuilder(nset, size)
+		b := r.set.builder(nset, size)
 		for _, h := range decided {
 			if h.Name == cors.HeaderVary || (h.Name == cors.HeaderACEH && d.ExposeResponseHeaders) {
 				continue
@@ -109,8 +113,9 @@ func responseMutation(d *cors.Decision, upstream []*corev3.HeaderValue) (remove 
 }
 
 // upstreamAccessControl lists, once each, the Access-Control-* header names
-// present in the upstream response; nil when there are none.
-func upstreamAccessControl(upstream []*corev3.HeaderValue) []string {
+// present in the upstream response, appended to names (which has room for
+// the usual few); nil when there are none.
+func upstreamAccessControl(upstream []*corev3.HeaderValue, names []string) []string {
 	n := 0
 	for _, hv := range upstream {
 		if strings.HasPrefix(hv.GetKey(), cors.PrefixAccessControl) {
@@ -120,7 +125,6 @@ func upstreamAccessControl(upstream []*corev3.HeaderValue) []string {
 	if n == 0 {
 		return nil
 	}
-	names := make([]string, 0, n)
 	for _, hv := range upstream {
 		if k := hv.GetKey(); strings.HasPrefix(k, cors.PrefixAccessControl) && !contains(names, k) {
 			names = append(names, k)

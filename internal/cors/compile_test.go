@@ -31,6 +31,7 @@ func TestCompileRefuses(t *testing.T) {
 		{desc: "wildcard inside a label", cfg: origin("https://*example.com"), field: "spec.allowOrigins[0]", want: `leftmost label`},
 		{desc: "bare wildcard host", cfg: origin("https://*"), field: "spec.allowOrigins[0]", want: `leftmost label`},
 		{desc: "bad port", cfg: origin("https://a.example:99999"), field: "spec.allowOrigins[0]", want: `1 to 65535`},
+		{desc: "signed port", cfg: origin("https://a.example:+80"), field: "spec.allowOrigins[0]", want: `1 to 65535`},
 		{desc: "IPv6 not compressed", cfg: origin("http://[0:0:0:0:0:0:0:1]"), field: "spec.allowOrigins[0]", want: `write "http://[::1]"`},
 		{desc: "* not alone", cfg: cors.Config{AllowOrigins: []string{"*", "https://a.example"}}, field: "spec.allowOrigins[0]", want: `must stand alone`},
 		{desc: "* with credentials", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowCredentials: true}, field: "spec.allowOrigins[0]", want: `list the origins you trust`},

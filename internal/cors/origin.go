@@ -103,8 +103,15 @@ func validHost(h string) bool {
 			return false
 		}
 		dots := between(w, '.', '.')
-		valid := between(w, 'a', 'z') | between(w, '0', '9') | between(w, '-', '.') | between(w, '_', '_')
-		if valid != highs || dots&(dots<<8|carry) != 0 {
+		// Most words of a host are letters and dots; the other classes are
+		// computed only for words that are not.
+		if valid := between(w, 'a', 'z') | dots; valid != highs {
+			valid |= between(w, '0', '9') | between(w, '-', '-') | between(w, '_', '_')
+			if valid != highs {
+				return false
+			}
+		}
+		if dots&(dots<<8|carry) != 0 {
 			return false
 		}
 		carry = dots >> 56

@@ -49,7 +49,7 @@ func parseOriginPattern(s string) (originPattern, string) {
 	host, port := splitHostPort(hostport)
 	if port != "" {
 		n, err := strconv.Atoi(port[1:])
-		if err != nil || n < 1 || n > 65535 || port[1] == '0' {
+		if err != nil || n < 1 || n > 65535 || port[1] < '1' || port[1] > '9' { // no sign, no leading zero
 			return originPattern{}, quote(s) + " has an invalid port: write a number from 1 to 65535 without leading zeros, or leave the port out"
 		}
 	}

@@ -1,0 +1,253 @@
+// Command loadgen measures corsgate's ext_proc server under load against a
+// no-op ext_proc server, in the same run, through the Envoy stand-in: many
+// concurrent streams over a few HTTP/2 connections, as Envoy opens them.
+//
+//	loadgen [-corsgate bin/corsgate] [-duration 4s] [-rounds 3]   # the comparison
+//	loadgen -soak 5m                                              # memory over time
+//
+// Both servers run as child processes on 127.0.0.1: bin/corsgate in file
+// mode, and this binary's serve-noop subcommand. For each mix (preflight,
+// actual CORS request, non-CORS request) and round, it measures each server
+// back to back, alternating which goes first:
+//   - closed loop (-workers streams in flight): maximum throughput, and the
+//     server's CPU time per request;
+//   - then, at half the no-op server's maximum throughput, fixed rate:
+//     latency percentiles (p50, p99, p99.9) from a log-linear histogram.
+//
+// Rows starting with SUMMARY are for hack/bench.sh.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/corsgate/corsgate/bench/loadgen"
+	"github.com/corsgate/corsgate/extproc"
+	"github.com/corsgate/corsgate/internal/envoystandin"
+)
+
+type options struct {
+	corsgate       string
+	duration       time.Duration
+	warmup         time.Duration
+	rounds         int
+	conns          int
+	workers        int
+	fixedWorkers   int
+	mixes          string
+	messageTimeout time.Duration
+	soak           time.Duration
+	soakRate       float64
+	soakEvery      time.Duration
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve-noop" {
+		if err := serveNoop(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen serve-noop:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.corsgate, "corsgate", "bin/corsgate", "The corsgate binary to measure (build it with `go build -o bin/corsgate ./cmd/corsgate`).")
+	flag.DurationVar(&o.duration, "duration", 4*time.Second, "Length of each measurement.")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "Closed-loop warm-up before each mix, per server, not measured.")
+	flag.IntVar(&o.rounds, "rounds", 3, "Rounds per mix; each measures both servers, alternating which goes first. Medians are reported.")
+	flag.IntVar(&o.conns, "conns", 2, "HTTP/2 connections per server (an Envoy keeps one per worker thread).")
+	flag.IntVar(&o.workers, "workers", 64, "Concurrent streams in the closed-loop (maximum throughput) runs.")
+	flag.IntVar(&o.fixedWorkers, "fixed-workers", 256, "Goroutines available to the fixed-rate runs (enough that requests never wait for one).")
+	flag.StringVar(&o.mixes, "mixes", "preflight,actual,non-cors", "Comma-separated mixes to run.")
+	flag.DurationVar(&o.messageTimeout, "message-timeout", 200*time.Millisecond, "The ext_proc filter's message_timeout (Envoy's default 200 ms); a later reply is a 504 and counts as an error.")
+	flag.DurationVar(&o.soak, "soak", 0, "Instead of the comparison, run corsgate alone at -soak-rate for this long and report heap and goroutines over time.")
+	flag.Float64Var(&o.soakRate, "soak-rate", 1000, "Requests per second during the soak (the three mixes in turn).")
+	flag.DurationVar(&o.soakEvery, "soak-every", 10*time.Second, "Sampling interval of the soak.")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if o.soak > 0 {
+		err = soak(ctx, o)
+	} else {
+		err = compare(ctx, o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func healthServing() *health.Server {
+	hs := health.NewServer()
+	hs.SetServingStatus(extproc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return hs
+}
+
+// measurement is one server's numbers for one mix and round.
+type measurement struct {
+	closed    loadgen.Result
+	serverCPU time.Duration // during the closed-loop run
+	fixed     loadgen.Result
+}
+
+func compare(ctx context.Context, o options) error {
+	var mixes []loadgen.Mix
+	for name := range strings.SplitSeq(o.mixes, ",") {
+		m, err := loadgen.MixNamed(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		mixes = append(mixes, m)
+	}
+	logDir, err := os.MkdirTemp("", "loadgen-")
+	if err != nil {
+		return err
+	}
+	noop, err := startNoop(ctx, logDir)
+	if err != nil {
+		return err
+	}
+	defer noop.stop()
+	cg, err := startCorsgate(ctx, o.corsgate, logDir)
+	if err != nil {
+		return err
+	}
+	defer cg.stop()
+	servers := []*server{noop, cg}
+	sims := map[*server][]*envoystandin.Sim{}
+	for _, s := range servers {
+		ss, closeConns, err := loadgen.Dial(s.addr, o.conns, loadgen.FilterConfig(o.messageTimeout))
+		if err != nil {
+			return err
+		}
+		defer closeConns()
+		sims[s] = ss
+	}
+
+	fmt.Printf("loadgen: %d connections per server, %d streams in flight (closed loop), %s per measurement, %d rounds; server logs in %s\n",
+		o.conns, o.workers, o.duration, o.rounds, logDir)
+	for _, mix := range mixes {
+		results := map[*server][]measurement{}
+		for _, s := range servers { // warm up: connections, caches, GC pacing
+			loadgen.Run(ctx, loadgen.Load{Sims: sims[s], Mixes: []loadgen.Mix{mix}, Expect: s.expected, Workers: o.workers, Duration: o.warmup})
+		}
+		// Closed loop: maximum throughput.
+		for r := range o.rounds {
+			for _, s := range order(servers, r) {
+				cpu0, _ := loadgen.ProcessCPU(s.pid())
+				res := loadgen.Run(ctx, loadgen.Load{Sims: sims[s], Mixes: []loadgen.Mix{mix}, Expect: s.expected, Workers: o.workers, Duration: o.duration})
+				cpu1, _ := loadgen.ProcessCPU(s.pid())
+				results[s] = append(results[s], measurement{closed: res, serverCPU: cpu1 - cpu0})
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		// Fixed rate at half the no-op's maximum: same offered load for both.
+		rate := 0.5 * median(results[noop], func(m measurement) float64 { return m.closed.Throughput() })
+		for r := range o.rounds {
+			for _, s := range order(servers, r) {
+				res := loadgen.Run(ctx, loadgen.Load{Sims: sims[s], Mixes: []loadgen.Mix{mix}, Expect: s.expected, Workers: o.fixedWorkers, Duration: o.duration, Rate: rate})
+				results[s][r].fixed = res
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		report(mix, rate, noop, cg, results)
+	}
+	return nil
+}
+
+// order alternates which server goes first, so that neither always runs
+// on a machine the other has just warmed (or heated).
+func order(servers []*server, round int) []*server {
+	if round%2 == 0 {
+		return servers
+	}
+	return []*server{servers[1], servers[0]}
+}
+
+func median(ms []measurement, f func(measurement) float64) float64 {
+	v := make([]float64, len(ms))
+	for i, m := range ms {
+		v[i] = f(m)
+	}
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func report(mix loadgen.Mix, rate float64, noop, cg *server, results map[*server][]measurement) {
+	type stats struct {
+		rps, cpuPerReq, p50, p99, p999, msgs float64
+		errors                               uint64
+		firstErr                             string
+	}
+	sum := func(s *server) stats {
+		ms := results[s]
+		st := stats{
+			rps:       median(ms, func(m measurement) float64 { return m.closed.Throughput() }),
+			cpuPerReq: median(ms, func(m measurement) float64 { return float64(m.serverCPU) / float64(max(m.closed.Requests, 1)) }),
+			p50:       median(ms, func(m measurement) float64 { return float64(m.fixed.Latency.Quantile(0.50)) }),
+			p99:       median(ms, func(m measurement) float64 { return float64(m.fixed.Latency.Quantile(0.99)) }),
+			p999:      median(ms, func(m measurement) float64 { return float64(m.fixed.Latency.Quantile(0.999)) }),
+			msgs:      median(ms, func(m measurement) float64 { return m.closed.MessagesPerRequest() }),
+		}
+		for _, m := range ms {
+			st.errors += m.closed.Errors + m.fixed.Errors
+			if st.firstErr == "" {
+				st.firstErr = m.closed.FirstError + m.fixed.FirstError
+			}
+		}
+		return st
+	}
+	n, c := sum(noop), sum(cg)
+	us := func(ns float64) string { return fmt.Sprintf("%.0f µs", ns/1e3) }
+	fmt.Printf("\nmix %s (%d ext_proc round trip(s) per request; measured %.2f noop, %.2f corsgate)\n", mix.Name, mix.RoundTrips, n.msgs, c.msgs)
+	fmt.Printf("  %-34s %14s %14s %8s\n", "", "noop", "corsgate", "ratio")
+	fmt.Printf("  %-34s %14.0f %14.0f %8.2f\n", "max throughput (req/s)", n.rps, c.rps, c.rps/n.rps)
+	fmt.Printf("  %-34s %14s %14s %8.2f\n", "server CPU per request", us(n.cpuPerReq), us(c.cpuPerReq), c.cpuPerReq/n.cpuPerReq)
+	fmt.Printf("  %-34s %14s %14s %8.2f\n", fmt.Sprintf("p50 at %.0f req/s", rate), us(n.p50), us(c.p50), c.p50/n.p50)
+	fmt.Printf("  %-34s %14s %14s %8.2f\n", fmt.Sprintf("p99 at %.0f req/s", rate), us(n.p99), us(c.p99), c.p99/n.p99)
+	fmt.Printf("  %-34s %14s %14s %8.2f\n", fmt.Sprintf("p99.9 at %.0f req/s", rate), us(n.p999), us(c.p999), c.p999/n.p999)
+	fmt.Printf("  %-34s %14d %14d\n", "errors (all runs)", n.errors, c.errors)
+	for _, st := range []struct {
+		name string
+		s    stats
+	}{{"noop", n}, {"corsgate", c}} {
+		if st.s.firstErr != "" {
+			fmt.Printf("  first %s error: %s\n", st.name, st.s.firstErr)
+		}
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT MET"
+	}
+	tput := c.rps / n.rps
+	p99 := c.p99 / n.p99
+	fmt.Printf("SUMMARY\text_proc %s\tthroughput corsgate/noop\t%.0f req/s\t%.0f req/s\t%.2f\t>= 0.85\t%s\n", mix.Name, c.rps, n.rps, tput, verdict(tput >= 0.85))
+	fmt.Printf("SUMMARY\text_proc %s\tp99 at %.0f req/s corsgate/noop\t%s\t%s\t%.2f\t<= 1.5\t%s\n", mix.Name, rate, us(c.p99), us(n.p99), p99, verdict(p99 <= 1.5))
+	fmt.Printf("SUMMARY\text_proc %s\tserver CPU per request corsgate/noop\t%s\t%s\t%.2f\t(info)\t\n", mix.Name, us(c.cpuPerReq), us(n.cpuPerReq), c.cpuPerReq/n.cpuPerReq)
+	if c.errors+n.errors > 0 {
+		fmt.Printf("SUMMARY\text_proc %s\terrors (504s etc.) corsgate / noop\t%d\t%d\t\t0\t%s\n", mix.Name, c.errors, n.errors, verdict(c.errors == 0))
+	}
+}
