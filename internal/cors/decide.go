@@ -121,6 +121,12 @@ func (p *Policy) allowOrigin(s string) (string, Reason) {
 	if _, ok := p.exact[s]; ok {
 		return s, ReasonAllowed
 	}
+	if !p.anyOrigin && len(p.wildcards) == 0 && len(p.regexes) == 0 {
+		// Only exact origins, and this is none of them: denied whether or
+		// not it is well formed, so spare the parse (a denial is the common
+		// case of a probe, and the cheapest answer is the best defence).
+		return "", ReasonOriginNotAllowed
+	}
 	o, ok := parseOrigin(s)
 	if !ok {
 		return "", ReasonOriginMalformed
