@@ -94,7 +94,10 @@ func (b *TableBuilder) trigger() {
 func (b *TableBuilder) build(ctx context.Context) error {
 	start := time.Now()
 	var list v1alpha1.CorsPolicyList
-	if err := b.Cache.List(ctx, &list); err != nil {
+	// The build only reads the objects, and keeps nothing of them but
+	// immutable strings: skip the cache's deep copy of every object, which
+	// dominated a rebuild at 10,000 policies.
+	if err := b.Cache.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	t, results := b.builder.Build(list.Items)
@@ -120,5 +123,3 @@ func (b *TableBuilder) build(ctx context.Context) error {
 
 // keyOf is the Results key of an object.
 func keyOf(nn types.NamespacedName) string { return nn.Namespace + "/" + nn.Name }
-
-var _ client.Object = &v1alpha1.CorsPolicy{}
