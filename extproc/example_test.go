@@ -18,7 +18,7 @@ import (
 // reasonLogger is an Observer that logs denials with their reason.
 type reasonLogger struct{ log logr.Logger }
 
-func (r reasonLogger) Observe(e *table.Entry, d *cors.Decision) {
+func (r reasonLogger) Observe(e *table.Entry, d cors.Decision) {
 	if !d.Allowed && d.Kind != cors.KindNotCORS {
 		r.log.Info("CORS denied", "policy", e.Key(), "kind", d.Kind.String(), "reason", d.Reason.String(), "value", d.Detail)
 	}

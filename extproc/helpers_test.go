@@ -107,7 +107,7 @@ type observed struct {
 	dryRun bool
 }
 
-func (r *recorder) Observe(e *table.Entry, d *cors.Decision) {
+func (r *recorder) Observe(e *table.Entry, d cors.Decision) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.decisions = append(r.decisions, observed{

@@ -40,7 +40,7 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 	st.decision = entry.Policy.Decide(&req)
 	d := &st.decision
 	if s.observer != nil {
-		s.observer.Observe(entry, d)
+		s.observer.Observe(entry, *d)
 	}
 
 	switch d.Action {

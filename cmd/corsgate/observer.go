@@ -33,7 +33,7 @@ func newObserver(reg prometheus.Registerer, log logr.Logger) *observer {
 	return o
 }
 
-func (o *observer) Observe(e *table.Entry, d *cors.Decision) {
+func (o *observer) Observe(e *table.Entry, d cors.Decision) {
 	m := 0
 	if d.DryRun {
 		m = 1
