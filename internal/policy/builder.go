@@ -103,33 +103,39 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 	}
 
 	t, conflicts := table.New(entries)
-	lost := map[string]int{}
-	for _, c := range conflicts {
-		lost[c.Loser.Key()]++
-	}
-	claims := map[string]int{}
-	for i := range entries {
-		claims[entries[i].Key()] = max(1, len(entries[i].Hosts)) * max(1, len(entries[i].PathPrefixes))
-	}
-	owner := map[string]int{}
-	for i, e := range entries {
-		owner[e.Key()] = entryOwner[i]
-	}
-	for _, c := range conflicts {
-		r := &results[owner[c.Loser.Key()]]
-		host := c.Host
-		if host == "" {
-			host = "every host"
-		}
-		r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s %s is served by %s, which is older (or first by namespace/name): give this policy other hosts or path prefixes, or delete one of the two", host, c.Prefix, c.Winner.Key()))
-	}
-	for key, n := range lost {
-		if n >= claims[key] {
-			results[owner[key]].Serving = NotServed
-		}
+	if len(conflicts) > 0 {
+		reportConflicts(entries, entryOwner, conflicts, results)
 	}
 	for i := range results {
 		sort.Strings(results[i].Conflicts)
 	}
 	return t, results
+}
+
+// reportConflicts tells each losing object which claims it lost, and marks
+// it NotServed when it lost all of them. Conflicts point into entries
+// (table.New keeps pointers to the elements it was given), so the owner of a
+// loser is found by identity, without per-build maps keyed by name.
+func reportConflicts(entries []table.Entry, entryOwner []int, conflicts []table.Conflict, results []Result) {
+	index := make(map[*table.Entry]int, len(entries))
+	for i := range entries {
+		index[&entries[i]] = i
+	}
+	lost := make(map[int]int)
+	for _, c := range conflicts {
+		i := index[c.Loser]
+		lost[i]++
+		host := c.Host
+		if host == "" {
+			host = "every host"
+		}
+		r := &results[entryOwner[i]]
+		r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s %s is served by %s, which is older (or first by namespace/name): give this policy other hosts or path prefixes, or delete one of the two", host, c.Prefix, c.Winner.Key()))
+	}
+	for i, n := range lost {
+		e := &entries[i]
+		if n >= max(1, len(e.Hosts))*max(1, len(e.PathPrefixes)) {
+			results[entryOwner[i]].Serving = NotServed
+		}
+	}
 }

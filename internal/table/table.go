@@ -100,8 +100,10 @@ func (idx *pathIndex) put(key string, e *Entry) {
 func (idx *pathIndex) empty() bool { return len(idx.small) == 0 && len(idx.large) == 0 }
 
 // New builds a table. Entries are expected to be valid (see NormalizeHost and
-// NormalizePathPrefix); New does not modify them. It reports every claim that
-// lost to another policy.
+// NormalizePathPrefix); New does not modify them, but keeps pointers to
+// their elements (Entries, Lookup and each Conflict's Loser and Winner point
+// into entries), so the caller must not modify them afterwards. It reports
+// every claim that lost to another policy.
 func New(entries []Entry) (*Table, []Conflict) {
 	// Sized up front: at 10,000 policies the host maps hold 100,000 keys, and
 	// growing them one insert at a time (rehashing as they go) was most of the
