@@ -39,9 +39,10 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 	if o.probeAddr != "0" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if store.Load() == nil {
-				http.Error(w, "no policy table yet", http.StatusServiceUnavailable)
+		ready := tableLoaded(store)
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+			if err := ready(r); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			w.Write([]byte("ok"))
@@ -64,4 +65,16 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log logr.Logger
 		return err
 	}
 	return nil
+}
+
+// tableLoaded is the readiness check of both modes: ready once the first
+// policy table is in place, so that no replica answers "no policy" to
+// everything while it starts.
+func tableLoaded(store *table.Store) func(*http.Request) error {
+	return func(*http.Request) error {
+		if store.Load() == nil {
+			return errors.New("no policy table yet")
+		}
+		return nil
+	}
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -73,12 +71,7 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 		return err
 	}
 	// Ready once the first table is built from a synced cache.
-	if err := mgr.AddReadyzCheck("policy-table", func(*http.Request) error {
-		if store.Load() == nil {
-			return errors.New("no policy table yet")
-		}
-		return nil
-	}); err != nil {
+	if err := mgr.AddReadyzCheck("policy-table", tableLoaded(store)); err != nil {
 		return err
 	}
 	log.Info("starting in Kubernetes mode", "leaderElection", o.leaderElect)
