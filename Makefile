@@ -100,7 +100,7 @@ soak: ## corsgate at steady load for BENCH_SOAK (default 5m): heap and goroutine
 .PHONY: build
 build: manifests generate ## Build bin/corsgate and the Envoy stand-in front proxy.
 	go build -o $(LOCALBIN)/corsgate ./cmd/corsgate
-	go build -o $(LOCALBIN)/devproxy ./cmd/devproxy
+	go build -o $(LOCALBIN)/devproxy ./test/devproxy
 
 .PHONY: run
 run: build ## corsgate on config/samples, behind the Envoy stand-in front proxy (no cluster needed).

@@ -3,7 +3,7 @@ package controllers
 import (
 	"sync"
 
-	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/compile"
 )
 
 // Results is what the latest table build said about each object: the table
@@ -11,11 +11,11 @@ import (
 // it. Keyed by "namespace/name".
 type Results struct {
 	mu sync.RWMutex
-	m  map[string]policy.Result
+	m  map[string]compile.Result
 }
 
 // Get returns the latest result for an object.
-func (r *Results) Get(key string) (policy.Result, bool) {
+func (r *Results) Get(key string) (compile.Result, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	res, ok := r.m[key]
@@ -23,9 +23,9 @@ func (r *Results) Get(key string) (policy.Result, bool) {
 }
 
 // replace installs a build's results and returns the keys whose result changed.
-func (r *Results) replace(results []policy.Result) []policy.Result {
-	next := make(map[string]policy.Result, len(results))
-	var changed []policy.Result
+func (r *Results) replace(results []compile.Result) []compile.Result {
+	next := make(map[string]compile.Result, len(results))
+	var changed []compile.Result
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, res := range results {
@@ -38,7 +38,7 @@ func (r *Results) replace(results []policy.Result) []policy.Result {
 	return changed
 }
 
-func sameResult(a, b policy.Result) bool {
+func sameResult(a, b compile.Result) bool {
 	if a.Generation != b.Generation || a.Serving != b.Serving || (a.Err == nil) != (b.Err == nil) ||
 		len(a.Warnings) != len(b.Warnings) || len(a.Conflicts) != len(b.Conflicts) {
 		return false

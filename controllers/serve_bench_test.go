@@ -22,7 +22,7 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/extproc"
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 // restConfig is the envtest API server's config, set by run (suite_test.go).

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/compile"
 )
 
 // +kubebuilder:rbac:groups=policy.corsgate.io,resources=corspolicies/status,verbs=get;update;patch
@@ -66,7 +66,7 @@ func (w *StatusWriter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 		return ctrl.Result{}, fmt.Errorf("patching status: %w", err)
 	}
 	if res.Err != nil && !wasInvalid && w.Recorder != nil {
-		w.Recorder.Eventf(&obj, nil, "Warning", v1alpha1.ReasonInvalid, "Validate", "%s", truncate(policy.Message(res.Err), 1000))
+		w.Recorder.Eventf(&obj, nil, "Warning", v1alpha1.ReasonInvalid, "Validate", "%s", truncate(compile.Message(res.Err), 1000))
 	}
 	log.FromContext(ctx).V(1).Info("status written", "accepted", res.Err == nil, "serving", res.Serving)
 	return ctrl.Result{}, nil
@@ -74,7 +74,7 @@ func (w *StatusWriter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 
 // desiredStatus computes the whole status of obj from its build result.
 // Condition timestamps move only when a condition's status changes.
-func desiredStatus(obj *v1alpha1.CorsPolicy, res policy.Result) v1alpha1.CorsPolicyStatus {
+func desiredStatus(obj *v1alpha1.CorsPolicy, res compile.Result) v1alpha1.CorsPolicyStatus {
 	st := v1alpha1.CorsPolicyStatus{ObservedGeneration: obj.Generation}
 	st.Conditions = append([]metav1.Condition(nil), obj.Status.Conditions...)
 	set := func(typ string, ok bool, reason, msg string) {
@@ -90,7 +90,7 @@ func desiredStatus(obj *v1alpha1.CorsPolicy, res policy.Result) v1alpha1.CorsPol
 	if res.Err == nil {
 		set(v1alpha1.ConditionAccepted, true, v1alpha1.ReasonValid, "The policy is valid.")
 	} else {
-		set(v1alpha1.ConditionAccepted, false, v1alpha1.ReasonInvalid, policy.Message(res.Err))
+		set(v1alpha1.ConditionAccepted, false, v1alpha1.ReasonInvalid, compile.Message(res.Err))
 	}
 
 	conflicts := ""
@@ -98,13 +98,13 @@ func desiredStatus(obj *v1alpha1.CorsPolicy, res policy.Result) v1alpha1.CorsPol
 		conflicts = " Claims lost to other policies: " + strings.Join(res.Conflicts, "; ") + "."
 	}
 	switch {
-	case res.Serving == policy.NotServed && len(res.Conflicts) > 0:
+	case res.Serving == compile.NotServed && len(res.Conflicts) > 0:
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonConflicted, "Every host and path prefix of this policy is served by another policy."+conflicts)
-	case res.Serving == policy.NotServed:
+	case res.Serving == compile.NotServed:
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonNotServing, "The policy has never been valid, so the edge serves nothing for it: fix the errors in the Accepted condition.")
 	case len(res.Conflicts) > 0:
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonConflicted, "The edge serves this policy, except where another policy wins."+conflicts)
-	case res.Serving == policy.ServedLastValid:
+	case res.Serving == compile.ServedLastValid:
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonServingLastValid, "The current spec is invalid (see Accepted); the edge keeps serving the last valid spec until it is fixed.")
 	default:
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonServing, "The edge serves this policy.")

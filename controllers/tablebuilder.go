@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -26,7 +26,7 @@ import (
 // CorsPolicy changes, and swaps it into Store. Changes are coalesced: a burst
 // of events while a build runs causes one more build, not one per event. A
 // full rebuild is cheap because unchanged objects reuse their compile
-// (policy.Builder), so there is no incremental path to get wrong.
+// (compile.Builder), so there is no incremental path to get wrong.
 //
 // It is a manager Runnable that runs on every replica (NeedLeaderElection is
 // false): every replica serves the same table.
@@ -42,7 +42,7 @@ type TableBuilder struct {
 	// OnBuild, if set, is called after each swap (tests and metrics).
 	OnBuild func(t *table.Table, took time.Duration)
 
-	builder *policy.Builder
+	builder *compile.Builder
 	kick    chan struct{}
 }
 
@@ -52,7 +52,7 @@ func (b *TableBuilder) NeedLeaderElection() bool { return false }
 // Start builds the first table once the cache has synced, then rebuilds on
 // every change until ctx ends.
 func (b *TableBuilder) Start(ctx context.Context) error {
-	b.builder = policy.NewBuilder()
+	b.builder = compile.NewBuilder()
 	b.kick = make(chan struct{}, 1)
 	inf, err := b.Cache.GetInformer(ctx, &v1alpha1.CorsPolicy{})
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 
 	"github.com/corsgate/corsgate/extproc"
 	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 // filterConfig is the ext_proc filter as the project documents it, except

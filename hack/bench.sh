@@ -46,7 +46,7 @@ tools() {
 
 engine() {
 	step "engine: corsgate vs jub0bs/cors vs rs/cors, $COUNT runs of $BENCHTIME each"
-	go test -c -o "$OUT/engine.test" ./bench/engine/
+	(cd bench && go test -c -o "$OUT/engine.test" ./engine/)
 	: >"$OUT/engine.txt"
 	# Runs of the whole set, one after another, interleave the three libraries:
 	# each case's three benchmarks run back to back in every run.
@@ -60,7 +60,7 @@ engine() {
 
 scale() {
 	step "scale: 1, 100, 10,000 policies"
-	go test -c -o "$OUT/scale.test" ./bench/scale/
+	(cd bench && go test -c -o "$OUT/scale.test" ./scale/)
 	"$OUT/scale.test" -test.run '^$' -test.bench 'Compile|Rebuild' -test.benchtime 3x -test.count 3 -test.benchmem >"$OUT/scale.txt"
 	"$OUT/scale.test" -test.run '^$' -test.bench Decide -test.benchtime 200ms -test.count 5 -test.benchmem >>"$OUT/scale.txt"
 	bin/benchstat -filter '.unit:(sec/op OR cpu-sec/op OR heap-MB)' "$OUT/scale.txt" | tee "$OUT/scale-benchstat.txt"
@@ -69,7 +69,7 @@ scale() {
 loadgen() {
 	step "ext_proc under load: corsgate vs a no-op ext_proc server"
 	go build -o bin/corsgate ./cmd/corsgate
-	go build -o bin/loadgen ./cmd/loadgen
+	(cd bench && go build -o "$ROOT/bin/loadgen" ./cmd/loadgen)
 	bin/loadgen -corsgate bin/corsgate -duration "$LOAD_DURATION" -rounds "$LOAD_ROUNDS" | tee "$OUT/loadgen.txt"
 }
 
@@ -84,7 +84,7 @@ envtest() {
 soak() {
 	step "soak: corsgate at $SOAK_RATE req/s for $SOAK"
 	go build -o bin/corsgate ./cmd/corsgate
-	go build -o bin/loadgen ./cmd/loadgen
+	(cd bench && go build -o "$ROOT/bin/loadgen" ./cmd/loadgen)
 	bin/loadgen -corsgate bin/corsgate -soak "$SOAK" -soak-rate "$SOAK_RATE" | tee "$OUT/soak.txt"
 }
 
@@ -94,7 +94,7 @@ summary() {
 	[[ -s $OUT/scale.txt ]] && args+=(-scale "$OUT/scale.txt")
 	[[ -s $OUT/envtest.txt ]] && args+=(-envtest "$OUT/envtest.txt")
 	{
-		if ((${#args[@]})); then go run ./bench/summary "${args[@]}"; fi
+		if ((${#args[@]})); then (cd bench && go run ./cmd/summary "${args[@]}"); fi
 		cat "$OUT"/loadgen.txt "$OUT"/soak.txt 2>/dev/null | grep '^SUMMARY' || true
 	} | cut -f2- >"$OUT/summary.tsv"
 	step "summary (ratios: corsgate / reference, same run; raw outputs in $OUT)"

@@ -22,7 +22,7 @@ rm -rf "$E2E_ARTIFACTS_DIR"
 # setsid from a background job (not a group leader) execs in place: $! is the
 # new session's id, and every descendant that does not leave it shares it.
 # shellcheck disable=SC2086
-setsid go test -tags e2e -count=1 -timeout 20m ${E2E_GO_TEST_FLAGS:--v} ./test/e2e/... &
+(cd test/e2e && exec setsid go test -tags e2e -count=1 -timeout 20m ${E2E_GO_TEST_FLAGS:--v} ./...) &
 sid=$!
 trap 'kill -TERM -- -"$sid" 2>/dev/null || true' INT TERM
 rc=0

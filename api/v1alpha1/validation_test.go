@@ -24,7 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/compile"
 )
 
 // These tests install the generated CRD (config/crd/bases) into a real
@@ -496,7 +496,7 @@ func TestCorsPolicyValidation(t *testing.T) {
 	}
 }
 
-// TestEngineAgrees holds the CRD and the engine (internal/policy.Compile, the
+// TestEngineAgrees holds the CRD and the engine (internal/compile.Compile, the
 // path every source takes) to the same verdict on every row, so that a policy
 // file and `kubectl apply` accept the same specs.
 func TestEngineAgrees(t *testing.T) {
@@ -504,7 +504,7 @@ func TestEngineAgrees(t *testing.T) {
 	for _, tc := range validationCases() {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := policy.Compile(&v1alpha1.CorsPolicy{
+			_, _, err := compile.Compile(&v1alpha1.CorsPolicy{
 				ObjectMeta: metav1.ObjectMeta{Name: "agree", Namespace: namespace},
 				Spec:       tc.spec,
 			})

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 // FilterConfig is the ext_proc filter the load plays: Envoy's defaults

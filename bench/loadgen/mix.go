@@ -3,7 +3,7 @@ package loadgen
 import (
 	"fmt"
 
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 // Mix is one kind of HTTP request, sent over and over.

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 // Load is one measurement: a mix sent by Workers goroutines over Sims (one

@@ -12,7 +12,7 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -51,9 +51,9 @@ func objects(n int) []v1alpha1.CorsPolicy {
 
 // build compiles objs from scratch, as a starting replica does.
 func build(tb testing.TB, objs []v1alpha1.CorsPolicy) *table.Table {
-	t, results := policy.NewBuilder().Build(objs)
+	t, results := compile.NewBuilder().Build(objs)
 	for _, r := range results {
-		if r.Err != nil || r.Serving != policy.Served || len(r.Conflicts) > 0 {
+		if r.Err != nil || r.Serving != compile.Served || len(r.Conflicts) > 0 {
 			tb.Fatalf("%s: serving %s, error %v, conflicts %v", r.Key(), r.Serving, r.Err, r.Conflicts)
 		}
 	}
@@ -88,7 +88,7 @@ func BenchmarkCompile(b *testing.B) {
 func BenchmarkRebuild(b *testing.B) {
 	for _, n := range sizes {
 		objs := objects(n)
-		builder := policy.NewBuilder()
+		builder := compile.NewBuilder()
 		builder.Build(objs)
 		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
@@ -106,7 +106,7 @@ func heapHeld(objs []v1alpha1.CorsPolicy) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	builder := policy.NewBuilder()
+	builder := compile.NewBuilder()
 	t, _ := builder.Build(objs)
 	runtime.GC()
 	runtime.ReadMemStats(&after)

@@ -12,7 +12,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -21,14 +21,14 @@ type Source struct {
 	path    string
 	store   *table.Store
 	log     logr.Logger
-	builder *policy.Builder
+	builder *compile.Builder
 	// OnReload, if set, is called after every reload attempt with its error.
 	OnReload func(error)
 }
 
 // New returns a Source for path that swaps tables into store.
 func New(path string, store *table.Store, log logr.Logger) *Source {
-	return &Source{path: path, store: store, log: log, builder: policy.NewBuilder()}
+	return &Source{path: path, store: store, log: log, builder: compile.NewBuilder()}
 }
 
 // Load reads and compiles every policy and swaps in the table. At start-up an
@@ -54,7 +54,7 @@ func (s *Source) Load() error {
 			s.log.Info("policy conflict", "file", objs[i].File, "policy", r.Key(), "conflict", c)
 		}
 		if r.Err != nil {
-			problems = append(problems, fmt.Sprintf("%s: CorsPolicy %s: %s", objs[i].File, r.Key(), policy.Message(r.Err)))
+			problems = append(problems, fmt.Sprintf("%s: CorsPolicy %s: %s", objs[i].File, r.Key(), compile.Message(r.Err)))
 		}
 	}
 	first := s.store.Load() == nil

@@ -9,7 +9,7 @@ import (
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 // research §5, §9.2 item 2: what request_headers looks like on the wire.

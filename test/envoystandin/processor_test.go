@@ -27,7 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 // liveness bounds every blocking wait in the tests so that a bug fails the

@@ -33,7 +33,7 @@ import (
 
 	"github.com/corsgate/corsgate/bench/loadgen"
 	"github.com/corsgate/corsgate/extproc"
-	"github.com/corsgate/corsgate/internal/envoystandin"
+	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
 type options struct {

@@ -2,7 +2,7 @@
 // table, shared by the Kubernetes controller and the file source: validate
 // each object with the engine, keep serving an object's last valid spec when
 // an edit breaks it, build the table, and say per object what happened.
-package policy
+package compile
 
 import (
 	"errors"

@@ -1,11 +1,11 @@
-package policy_test
+package compile_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/policy"
+	"github.com/corsgate/corsgate/internal/compile"
 )
 
 func manyObjects(n int) []v1alpha1.CorsPolicy {
@@ -38,12 +38,12 @@ func BenchmarkBuild(b *testing.B) {
 		b.Run(fmt.Sprintf("policies=%d/cold", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				policy.NewBuilder().Build(objs)
+				compile.NewBuilder().Build(objs)
 			}
 		})
 		b.Run(fmt.Sprintf("policies=%d/one-changed", n), func(b *testing.B) {
 			b.ReportAllocs()
-			builder := policy.NewBuilder()
+			builder := compile.NewBuilder()
 			builder.Build(objs)
 			for b.Loop() {
 				objs[0].Generation++
