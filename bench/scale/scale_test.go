@@ -11,8 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/compile"
+	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/table"
 )
 

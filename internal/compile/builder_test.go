@@ -9,8 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/compile"
+	"github.com/corsgate/corsgate/internal/cors"
 )
 
 func obj(name string, gen int64, age int, spec v1alpha1.CorsPolicySpec) v1alpha1.CorsPolicy {
