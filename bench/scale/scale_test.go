@@ -7,47 +7,14 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/table"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 var sizes = []int{1, 100, 10000}
-
-const hostsPerPolicy = 10
-
-// objects builds n CorsPolicy objects: hosts api<i>-<j>.example.com (exact)
-// and *.svc<i>-<j>.example.net (wildcard) in turn, path prefixes /v1 and
-// /v2/admin, one exact and one wildcard origin, credentials.
-func objects(n int) []v1alpha1.CorsPolicy {
-	objs := make([]v1alpha1.CorsPolicy, n)
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := range objs {
-		hosts := make([]string, hostsPerPolicy)
-		for j := range hosts {
-			if j%2 == 0 {
-				hosts[j] = fmt.Sprintf("api%d-%d.example.com", i, j)
-			} else {
-				hosts[j] = fmt.Sprintf("*.svc%d-%d.example.net", i, j)
-			}
-		}
-		objs[i] = v1alpha1.CorsPolicy{
-			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("team-%d", i%50), Name: fmt.Sprintf("policy-%d", i),
-				UID: types.UID(fmt.Sprintf("uid-%d", i)), Generation: 1, CreationTimestamp: metav1.NewTime(base.Add(time.Duration(i) * time.Second))},
-			Spec: v1alpha1.CorsPolicySpec{
-				Hosts: hosts, PathPrefixes: []string{"/v1", "/v2/admin"},
-				AllowOrigins: []string{fmt.Sprintf("https://app%d.example.com", i), "https://*.tenants.example.com"},
-				AllowMethods: []string{"PUT", "DELETE"}, AllowHeaders: []string{"x-foo", "content-type"},
-				AllowCredentials: true,
-			},
-		}
-	}
-	return objs
-}
 
 // build compiles objs from scratch, as a starting replica does.
 func build(tb testing.TB, objs []v1alpha1.CorsPolicy) *table.Table {
@@ -67,7 +34,7 @@ func build(tb testing.TB, objs []v1alpha1.CorsPolicy) *table.Table {
 // which the informer cache holds in any case.
 func BenchmarkCompile(b *testing.B) {
 	for _, n := range sizes {
-		objs := objects(n)
+		objs := gen.Many(n)
 		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			cpu := processCPU()
@@ -87,7 +54,7 @@ func BenchmarkCompile(b *testing.B) {
 // reconcile-to-serve latency.
 func BenchmarkRebuild(b *testing.B) {
 	for _, n := range sizes {
-		objs := objects(n)
+		objs := gen.Many(n)
 		builder := compile.NewBuilder()
 		builder.Build(objs)
 		b.Run(fmt.Sprintf("policies=%d", n), func(b *testing.B) {
@@ -129,10 +96,10 @@ func traffic(n int, kind string) []request {
 	var out []request
 	for k := range max {
 		i := k * n / max
-		if n < max && k >= n*hostsPerPolicy {
+		if n < max && k >= n*gen.HostsPerPolicy {
 			break
 		}
-		j := k % hostsPerPolicy
+		j := k % gen.HostsPerPolicy
 		host := fmt.Sprintf("api%d-%d.example.com", i, j)
 		if j%2 == 1 {
 			host = fmt.Sprintf("x%d.svc%d-%d.example.net", k, i, j)
@@ -163,7 +130,7 @@ var kinds = []string{"preflight-allowed", "preflight-denied", "actual-allowed"}
 // request's data is fetched from memory).
 func BenchmarkDecide(b *testing.B) {
 	for _, n := range sizes {
-		t := build(b, objects(n))
+		t := build(b, gen.Many(n))
 		for _, kind := range kinds {
 			spread := traffic(n, kind)
 			hot := spread[len(spread)/2 : len(spread)/2+1]

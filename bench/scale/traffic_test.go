@@ -3,6 +3,8 @@ package scale_test
 import (
 	"fmt"
 	"testing"
+
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 // TestTraffic checks that every request of the decide benchmark reaches the
@@ -11,7 +13,7 @@ import (
 func TestTraffic(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{1, 100} { // 10,000 is the same shape, only slower to build
-		tbl := build(t, objects(n))
+		tbl := build(t, gen.Many(n))
 		for _, kind := range kinds {
 			t.Run(fmt.Sprintf("policies=%d/req=%s", n, kind), func(t *testing.T) {
 				reqs := traffic(n, kind)
