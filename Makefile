@@ -15,6 +15,8 @@ HELM_VERSION ?= v3.22.0
 # kustomize v5.8.3 needs Go 1.27.
 KUSTOMIZE_VERSION ?= v5.8.2
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# promtool checks and unit-tests the chart's PrometheusRule (test/deploy).
+PROMETHEUS_VERSION ?= v0.316.0
 
 # envtest's kube-apiserver and kubectl; v1.37.2's zip is refused by the proxy.
 K8S_VERSION ?= v1.37.1
@@ -24,6 +26,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 HELM ?= $(LOCALBIN)/helm
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+PROMTOOL ?= $(LOCALBIN)/promtool
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s
 export KUBEBUILDER_ASSETS := $(ENVTEST_ASSETS)
 
@@ -153,6 +156,12 @@ $(KUSTOMIZE): | $(LOCALBIN)
 golangci-lint: $(GOLANGCI_LINT)
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: promtool
+promtool: $(PROMTOOL)
+# The module proxy serves Prometheus as v0.x (v3.y.z is v0.3yy.z).
+$(PROMTOOL): | $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION)
 
 .PHONY: envtest-assets
 envtest-assets: ## Build etcd, kube-apiserver and kubectl for envtest into bin/k8s (once).

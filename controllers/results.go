@@ -46,6 +46,12 @@ func sameResult(a, b compile.Result) bool {
 	if a.Err != nil && a.Err.Error() != b.Err.Error() {
 		return false
 	}
+	if !sameAncestors(a, b) {
+		return false
+	}
+	if (a.NotGranted == nil) != (b.NotGranted == nil) || a.NotGranted != nil && a.NotGranted.Error() != b.NotGranted.Error() {
+		return false
+	}
 	for i := range a.Conflicts {
 		if a.Conflicts[i] != b.Conflicts[i] {
 			return false

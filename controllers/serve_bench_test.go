@@ -144,7 +144,7 @@ func waitAllowed(b *testing.B, ctx context.Context, sim *envoystandin.Sim, host,
 
 // serveExtProc serves the suite's table store over real gRPC on loopback and
 // returns a stand-in Envoy connected to it.
-func serveExtProc(b *testing.B) *envoystandin.Sim {
+func serveExtProc(b testing.TB) *envoystandin.Sim {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -77,6 +77,11 @@ func (w *StatusWriter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 func desiredStatus(obj *v1alpha1.CorsPolicy, res compile.Result) v1alpha1.CorsPolicyStatus {
 	st := v1alpha1.CorsPolicyStatus{ObservedGeneration: obj.Generation}
 	st.Conditions = append([]metav1.Condition(nil), obj.Status.Conditions...)
+	if obj.Status.ObservedGeneration == obj.Generation {
+		// The observed-origins summary (written by the leader in cmd/corsgate)
+		// describes this spec; a new spec starts without one.
+		st.DeniedOrigins = obj.Status.DeniedOrigins
+	}
 	set := func(typ string, ok bool, reason, msg string) {
 		status := metav1.ConditionFalse
 		if ok {
@@ -92,12 +97,21 @@ func desiredStatus(obj *v1alpha1.CorsPolicy, res compile.Result) v1alpha1.CorsPo
 	} else {
 		set(v1alpha1.ConditionAccepted, false, v1alpha1.ReasonInvalid, compile.Message(res.Err))
 	}
+	if res.Err == nil && res.NotGranted != nil {
+		// Valid, but claims a host its namespace was not granted
+		// (--host-ownership=Enforce): refused as a whole.
+		set(v1alpha1.ConditionAccepted, false, v1alpha1.ReasonHostNotGranted, res.NotGranted.Error())
+	}
 
 	conflicts := ""
 	if len(res.Conflicts) > 0 {
 		conflicts = " Claims lost to other policies: " + strings.Join(res.Conflicts, "; ") + "."
 	}
 	switch {
+	case res.NotGranted != nil:
+		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonHostNotGranted, res.NotGranted.Error())
+	case res.Serving == compile.NotServed && res.Err == nil && len(res.Ancestors) > 0 && len(res.Conflicts) == 0:
+		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonNotServing, "No targetRef of this policy reaches a Gateway that accepted it, so the edge serves nothing for it: see status.ancestors.")
 	case res.Serving == compile.NotServed && len(res.Conflicts) > 0:
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonConflicted, "Every host and path prefix of this policy is served by another policy."+conflicts)
 	case res.Serving == compile.NotServed:
@@ -110,6 +124,7 @@ func desiredStatus(obj *v1alpha1.CorsPolicy, res compile.Result) v1alpha1.CorsPo
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonServing, "The edge serves this policy.")
 	}
 
+	st.Ancestors = ancestorStatus(obj, res)
 	for i, w := range res.Warnings {
 		if i == v1alpha1.MaxWarnings {
 			break

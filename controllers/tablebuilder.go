@@ -1,6 +1,6 @@
 // Package controllers turns CorsPolicy objects into the served policy table
 // (TableBuilder, on every replica) and into status (StatusWriter, on the
-// elected leader). Both go through internal/policy, the one compile path.
+// elected leader). Both go through internal/compile, the one compile path.
 package controllers
 
 import (
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -41,9 +43,14 @@ type TableBuilder struct {
 	Changed chan<- event.TypedGenericEvent[*v1alpha1.CorsPolicy]
 	// OnBuild, if set, is called after each swap (tests and metrics).
 	OnBuild func(t *table.Table, took time.Duration)
+	// Ownership, if set, enforces CorsHostGrants (--host-ownership=Enforce):
+	// a policy is served only where a grant to its namespace covers it.
+	// Nil serves every valid policy (Open).
+	Ownership *HostOwnership
 
 	builder *compile.Builder
 	kick    chan struct{}
+	gateway *gatewayAPI // targetRefs (gateway.go)
 }
 
 // NeedLeaderElection is false: every replica builds and serves.
@@ -54,7 +61,7 @@ func (b *TableBuilder) NeedLeaderElection() bool { return false }
 func (b *TableBuilder) Start(ctx context.Context) error {
 	b.builder = compile.NewBuilder()
 	b.kick = make(chan struct{}, 1)
-	inf, err := b.Cache.GetInformer(ctx, &v1alpha1.CorsPolicy{})
+	inf, err := b.informer(ctx, &v1alpha1.CorsPolicy{})
 	if err != nil {
 		return fmt.Errorf("watching CorsPolicy objects: %w", err)
 	}
@@ -65,6 +72,12 @@ func (b *TableBuilder) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
+	if b.Ownership != nil {
+		if err := b.Ownership.watch(ctx, b.Cache, b.trigger); err != nil {
+			return err
+		}
+	}
+	b.watchGatewayAPI(ctx)
 	if !b.Cache.WaitForCacheSync(ctx) {
 		return ctx.Err()
 	}
@@ -80,6 +93,32 @@ func (b *TableBuilder) Start(ctx context.Context) error {
 				b.Log.Error(err, "building the policy table; the last table keeps serving")
 			}
 		}
+	}
+}
+
+// informer gets the cache's informer for obj, waiting for the API server:
+// at start-up it may be unreachable (connection refused, discovery failing)
+// or, just started, not serve the CRD's group yet; exiting would trade a
+// replica that says NOT_SERVING until it can list for one that
+// crash-loops. Only a kind the scheme does not know (a bug) is an error.
+func (b *TableBuilder) informer(ctx context.Context, obj client.Object) (cache.Informer, error) {
+	wait := 250 * time.Millisecond
+	for {
+		inf, err := b.Cache.GetInformer(ctx, obj)
+		if err == nil || runtime.IsNotRegisteredError(err) || ctx.Err() != nil {
+			return inf, err
+		}
+		if meta.IsNoMatchError(err) {
+			b.Log.Error(err, "the API server does not serve CorsPolicy: install the CRDs (charts/corsgate/crds); NOT_SERVING until it does, retrying", "in", wait.String())
+		} else {
+			b.Log.Error(err, "cannot reach the API server: no policy table (NOT_SERVING) until the first list; retrying", "in", wait.String())
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 4*time.Second)
 	}
 }
 
@@ -100,8 +139,22 @@ func (b *TableBuilder) build(ctx context.Context) error {
 	if err := b.Cache.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
+	if b.Ownership != nil {
+		admit, err := b.Ownership.prepare(ctx, b.Cache)
+		if err != nil {
+			return err
+		}
+		b.builder.Admit = admit
+	}
+	b.gateway.startBuild()
 	t, results := b.builder.Build(list.Items)
+	if err := b.gateway.buildErr(); err != nil {
+		return err // a failed read of a Gateway or HTTPRoute: keep the last table
+	}
 	b.Store.Swap(t)
+	if b.Ownership != nil {
+		b.Ownership.published()
+	}
 	took := time.Since(start)
 	changed := b.Results.replace(results)
 	b.Log.V(1).Info("policy table built", "policies", len(list.Items), "served", t.Len(), "changed", len(changed), "took", took)

@@ -1,6 +1,6 @@
 package extproc_test
 
-// These tests run HTTP requests through internal/envoystandin, a Go ext_proc
+// These tests run HTTP requests through test/envoystandin, a Go ext_proc
 // client that reproduces Envoy's ext_proc filter (no Envoy binary can run
 // here), talking to the real server over real gRPC on loopback. They assert
 // what the browser would receive.
@@ -285,7 +285,7 @@ func TestThroughEnvoy(t *testing.T) {
 	conn := serve(t, newStore(t, appPolicy, forwardPolicy, dryRunPolicy, exposeAllPolicy))
 	// Every case runs against the oldest and the newest Envoy behaviour the
 	// stand-in reproduces: mode_override semantics, stream closing and
-	// spurious-reply handling changed between them (research Appendix A).
+	// spurious-reply handling changed between them (docs/envoy.md#version-timeline).
 	for _, v := range []envoystandin.Version{envoystandin.Envoy133, envoystandin.Latest} {
 		for _, tc := range envoyCases {
 			t.Run(fmt.Sprintf("%v/%s", v, tc.desc), func(t *testing.T) {
@@ -381,7 +381,7 @@ func TestObserverSeesEveryDecision(t *testing.T) {
 }
 
 // Many HTTP requests at once over one gRPC connection, as one Envoy worker
-// multiplexes them (research §6); run with -race. Each answer must match its
+// multiplexes them (docs/envoy.md#connections-latency-and-health-checks); run with -race. Each answer must match its
 // own request: streams share nothing but the table.
 func TestConcurrentRequestsOverOneConnection(t *testing.T) {
 	t.Parallel()

@@ -52,7 +52,7 @@ func checkSets(t *testing.T, r *extprocv3.ProcessingResponse) {
 	sets = append(sets, r.GetImmediateResponse().GetHeaders().GetSetHeaders()...)
 	sets = append(sets, r.GetResponseHeaders().GetResponse().GetHeaderMutation().GetSetHeaders()...)
 	for _, o := range sets {
-		//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append (research §4.2).
+		//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append (docs/envoy.md#append-versus-overwrite).
 		appendFlag := o.GetAppend()
 		if appendFlag == nil || appendFlag.GetValue() {
 			t.Errorf("header %q: append is %v, want explicitly false", o.GetHeader().GetKey(), appendFlag)

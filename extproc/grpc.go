@@ -7,20 +7,23 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
 
 // ServiceName is the ext_proc service's full name, the one Envoy's
-// grpc_health_check and Kubernetes gRPC probes ask about (research §6).
+// grpc_health_check and Kubernetes gRPC probes ask about (docs/envoy.md#connections-latency-and-health-checks).
 const ServiceName = "envoy.service.ext_proc.v3.ExternalProcessor"
 
 // MinPingInterval is the shortest HTTP/2 keepalive ping interval the server
 // tolerates from a client. grpc-go's default (5 minutes) answers more frequent
 // pings with GOAWAY "too_many_pings", which would cut every in-flight request
-// on an Envoy configured with connection_keepalive (research §6). Envoy's
+// on an Envoy configured with connection_keepalive (docs/envoy.md#connections-latency-and-health-checks). Envoy's
 // connection_keepalive.interval must not be below this.
 const MinPingInterval = time.Second
 
@@ -42,14 +45,18 @@ func ServerOptions() []grpc.ServerOption {
 // Envoy's active health checks and Kubernetes readiness probes keep traffic
 // away from a replica that would answer "no policy" to everything. The wait
 // ends with ctx; call Shutdown on the returned health server before stopping
-// gs, so that health checkers see NOT_SERVING while streams drain.
+// gs, so that health checkers see NOT_SERVING while streams drain. When ctx
+// ends, every health Watch stream is sent NOT_SERVING and ended with
+// UNAVAILABLE: a Watch never ends by itself (grpc-go's client-side health
+// checking keeps one open per connection), so it would otherwise hold a
+// graceful stop for its whole timeout.
 func Register(ctx context.Context, gs *grpc.Server, s *Server) *health.Server {
 	hs := health.NewServer()
 	// NewServer starts with "" SERVING: say the truth from the first check.
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	hs.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 	extprocv3.RegisterExternalProcessorServer(gs, s)
-	healthpb.RegisterHealthServer(gs, hs)
+	healthpb.RegisterHealthServer(gs, &healthServer{Server: hs, draining: ctx})
 	go func() {
 		select {
 		case <-s.store.Ready():
@@ -78,8 +85,13 @@ type Runner struct {
 	// ShutdownTimeout bounds the graceful stop; after it, remaining streams
 	// are cut. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
-	// Options are appended to ServerOptions().
+	// Limits bound streams and their sizes; the zero value means the
+	// defaults (see Limits).
+	Limits Limits
+	// Options are appended to ServerOptions() and the limits' options.
 	Options []grpc.ServerOption
+	// Log, if set, receives the start and end of the graceful stop.
+	Log logr.Logger
 }
 
 // Start serves until ctx ends (returning nil after a graceful stop) or the
@@ -88,8 +100,18 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.Server == nil || r.Listener == nil {
 		return errors.New("extproc: Runner needs a Server and a Listener")
 	}
-	gs := grpc.NewServer(append(ServerOptions(), r.Options...)...)
+	// Register's goroutine and the health Watch streams end with ctx; end it
+	// on every return, also when Serve fails.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	limiter := &streamLimiter{limits: r.Limits.withDefaults()}
+	opts := append(ServerOptions(), limiter.options()...)
+	gs := grpc.NewServer(append(opts, r.Options...)...)
 	hs := Register(ctx, gs, r.Server)
+	log := r.Log
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(r.Listener) }()
@@ -100,24 +122,63 @@ func (r *Runner) Start(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Health first: checkers see NOT_SERVING and Watch streams end (see
+	// Register) before the graceful stop waits for the streams left.
 	hs.Shutdown()
 	timeout := r.ShutdownTimeout
 	if timeout <= 0 {
 		timeout = DefaultShutdownTimeout
 	}
+	began := time.Now()
+	log.Info("ext_proc server shutting down: health NOT_SERVING, waiting for open streams", "streams", limiter.active.Load(), "timeout", timeout.String())
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case <-stopped:
+		log.Info("ext_proc server stopped", "duration", time.Since(began).Round(time.Millisecond).String())
 	case <-timer.C:
+		cut := limiter.active.Load()
 		gs.Stop() // cuts the remaining streams; GracefulStop then returns
 		<-stopped
+		log.Info("ext_proc server stopped; streams still open after the shutdown timeout were cut", "duration", time.Since(began).Round(time.Millisecond).String(), "cut", cut)
 	}
 	<-served
 	return nil
 }
+
+// healthServer is grpc-go's health server with Watch streams that end when
+// draining ends.
+type healthServer struct {
+	*health.Server
+	draining context.Context
+}
+
+func (h *healthServer) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(h.draining, cancel)
+	defer stop()
+	err := h.Server.Watch(req, &watchStream{Health_WatchServer: stream, ctx: ctx})
+	if h.draining.Err() == nil || stream.Context().Err() != nil {
+		return err
+	}
+	// The server is shutting down. The last status the watcher saw may
+	// predate Shutdown (the inner Watch can end before it sends the update),
+	// so say it again before ending the stream.
+	_ = stream.Send(&healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING})
+	return status.Error(codes.Unavailable, "extproc: the server is shutting down; health Watch streams end so that the graceful stop does not wait for them")
+}
+
+// watchStream is a Watch stream whose context also ends when the server
+// starts draining.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w *watchStream) Context() context.Context { return w.ctx }
 
 // NeedLeaderElection is false: every replica serves ext_proc.
 func (r *Runner) NeedLeaderElection() bool { return false }

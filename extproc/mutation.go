@@ -16,13 +16,13 @@ import (
 var (
 	// appendFalse is the "overwrite" flag on every header we set. Envoy's
 	// ext_proc reads only the deprecated `append` BoolValue and ignores
-	// append_action (research §4.2), so it is always set explicitly.
+	// append_action (docs/envoy.md#append-versus-overwrite), so it is always set explicitly.
 	appendFalse = wrapperspb.Bool(false)
 
 	// skipResponsePhase tells Envoy not to send response_headers for this
 	// request. Every field is explicit: Envoys before ~1.34 replace the whole
 	// mode with the override, newer ones read DEFAULT as "unchanged", and body
-	// modes are always taken literally (research §2.1). Honoured only with
+	// modes are always taken literally (docs/envoy.md#skipping-the-response-phase). Honoured only with
 	// allow_mode_override: true in the filter config.
 	skipResponsePhase = &extprocfilterv3.ProcessingMode{
 		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
@@ -77,7 +77,7 @@ var (
 // their header values, and one byte buffer that holds every value.
 //
 // Values go in raw_value only: since Envoy 1.32 `value` is ignored (a
-// value-only header arrives empty) and setting both is an error (research §0
+// value-only header arrives empty) and setting both is an error (docs/envoy.md#the-rules-that-matter-most
 // rule 4). Each value is copied into the builder's own buffer, so a reply never
 // references the engine's compiled data (jub0bs/cors v0.13.6 shipped a fix
 // for exactly that kind of sharing).
@@ -152,10 +152,10 @@ func (b *setBuilder) set(name, value string) {
 	// value, should anyone ever append to one.
 	slot.val.RawValue = b.buf[start:len(b.buf):len(b.buf)]
 	slot.opt.Header = &slot.val
-	//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append (research §4.2).
+	//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append (docs/envoy.md#append-versus-overwrite).
 	slot.opt.Append = appendFalse
 	// Ignored by Envoy's ext_proc today; matches `append` for the day it is
-	// read (research §4.2).
+	// read (docs/envoy.md#append-versus-overwrite).
 	slot.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 	b.ptrs = append(b.ptrs, &slot.opt)
 }

@@ -70,7 +70,7 @@ var (
 func overwrite(name, value string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header: &corev3.HeaderValue{Key: name, RawValue: []byte(value)},
-		//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append (research §4.2).
+		//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append (docs/envoy.md#append-versus-overwrite).
 		Append:       wrapperspb.Bool(false),
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 	}
@@ -222,7 +222,7 @@ func TestBodiesAndTrailersGetEmptyAnswers(t *testing.T) {
 // The replies' exact shape: Envoy ≥1.32 reads only raw_value (a value-only
 // header arrives empty; both set is a 500), honours only the `append`
 // BoolValue, and reads mode_override fields literally on some versions
-// (research §0, §2.1, §4.2).
+// (docs/envoy.md#the-rules-that-matter-most, docs/envoy.md#skipping-the-response-phase, docs/envoy.md#append-versus-overwrite).
 func TestReplyShapes(t *testing.T) {
 	t.Parallel()
 	conn := serve(t, newStore(t, appPolicy))
@@ -392,7 +392,7 @@ func TestObservabilityModeGetsNoReply(t *testing.T) {
 }
 
 // Envoy ends a stream with a half-close (io.EOF at the server) or a reset
-// (codes.Canceled), research §1.7: both are normal ends, not errors worth a
+// (codes.Canceled), docs/envoy.md#how-a-stream-ends: both are normal ends, not errors worth a
 // log line. A stream the server has to fail is logged, which shows that the
 // log would catch the other two.
 func TestStreamEnds(t *testing.T) {

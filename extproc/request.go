@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"strings"
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -26,8 +27,13 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 	authority, path := readRequest(h.GetHeaders().GetHeaders(), &req)
 
 	var entry *table.Entry
+	var match table.Match
 	if st.table != nil { // nil before the first table: no policy applies yet
-		entry = st.table.Lookup(authority, path)
+		// Match reads the path as the upstream may (decoded, dot segments
+		// removed: docs/paths.md); readings that select different policies
+		// make it Ambiguous, and then no policy grants the request.
+		match = st.table.Match(authority, path)
+		entry = match.Entry
 	}
 	if entry == nil {
 		// No policy: not corsgate's business. Skip the response phase (only
@@ -37,9 +43,16 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 		return passThrough, nil
 	}
 
-	st.decision = entry.Policy.Decide(&req)
+	if match.Ambiguous {
+		st.decision = cors.DecidePathAmbiguous(&req, pathOnly(path), match.DryRun)
+	} else {
+		st.decision = entry.Policy.Decide(&req)
+	}
 	d := &st.decision
-	if s.observer != nil {
+	switch {
+	case s.requestObserver != nil:
+		s.requestObserver.ObserveRequest(entry, *d, RequestInfo{Method: req.Method, Authority: authority, Path: path, Origin: req.Origin})
+	case s.observer != nil:
 		s.observer.Observe(entry, *d)
 	}
 
@@ -57,11 +70,20 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 	}
 }
 
+// pathOnly is path without its query and fragment, which may carry tokens
+// and have no place in logs.
+func pathOnly(path string) string {
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		return path[:i]
+	}
+	return path
+}
+
 // readRequest extracts what the engine and the table read from Envoy's request
 // headers. Envoy sends keys in lower case and, since 1.27, values in raw_value
-// (research §5); Value is read only when raw_value is empty, to tolerate older
+// (docs/envoy.md#how-request-headers-arrive); Value is read only when raw_value is empty, to tolerate older
 // Envoys. A repeated CORS header (which Envoy joins into one value when the
-// name is an inline header, research §5) is joined with "," here too, so the
+// name is an inline header, docs/envoy.md#how-request-headers-arrive) is joined with "," here too, so the
 // engine sees the same thing either way: a comma in Origin makes it malformed.
 func readRequest(headers []*corev3.HeaderValue, req *cors.Request) (authority, path string) {
 	for _, hv := range headers {
@@ -81,8 +103,13 @@ func readRequest(headers []*corev3.HeaderValue, req *cors.Request) (authority, p
 			req.AccessControlRequestHeaders = join(req.AccessControlRequestHeaders, req.AccessControlRequestHeaders != "", headerValue(hv))
 		case "access-control-request-private-network":
 			req.AccessControlRequestPrivateNetwork = join(req.AccessControlRequestPrivateNetwork, req.AccessControlRequestPrivateNetwork != "", headerValue(hv))
+		case "sec-fetch-site":
+			// Joined like the others: a repeated Sec-Fetch-Site is no known
+			// value, so cross-origin protection refuses it unless trusted.
+			req.SecFetchSite = join(req.SecFetchSite, req.SecFetchSite != "", headerValue(hv))
 		}
 	}
+	req.Host = authority
 	return authority, path
 }
 
@@ -112,7 +139,7 @@ func headerValue(hv *corev3.HeaderValue) string {
 	return hv.GetValue()
 }
 
-// immediateResponse answers a preflight at the edge (research §3): the status,
+// immediateResponse answers a preflight at the edge (docs/envoy.md#immediate-responses): the status,
 // the decision's headers (all of them: Envoy sends no response_headers after
 // an immediate response), and details for Envoy's %RESPONSE_CODE_DETAILS%.
 func immediateResponse(d *cors.Decision) *extprocv3.ProcessingResponse {
@@ -164,7 +191,7 @@ func httpStatus(code int) *typev3.HttpStatus {
 // preflightDetails holds the precomputed details strings for preflight
 // answers, indexed by Reason: "cors_preflight_allowed" and
 // "cors_preflight_rejected_<reason>". Envoy replaces whitespace in details by
-// "_" itself (research §3.1); doing it here makes the string the server sends
+// "_" itself (docs/envoy.md#what-envoy-does-with-an-immediate-response); doing it here makes the string the server sends
 // the one that shows up in access logs.
 var preflightDetails = func() (t [256]string) {
 	for i := range t {

@@ -16,7 +16,7 @@ func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ex
 	case phaseStart:
 		// The stream starts with response_headers: a local reply made by
 		// another filter (jwt 401, rbac 403, router 404...) before ext_proc saw
-		// the request (research §1.8). There are no request headers to decide
+		// the request (docs/envoy.md#streams-that-start-with-response-headers). There are no request headers to decide
 		// on, so it passes through.
 		st.phase = phaseResponse
 		return responseContinue, nil
@@ -51,10 +51,10 @@ func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ex
 }
 
 // responseMutation computes the change to an upstream response under an
-// enforcing policy (DESIGN.md, "The decision"):
+// enforcing policy (docs/design.md#actual-requests-and-non-cors-requests):
 //   - every Access-Control-* header of the upstream goes, so that a browser
 //     never sees two Access-Control-Allow-Origin (remove_headers runs before
-//     set_headers in Envoy, research §4.1);
+//     set_headers in Envoy, docs/envoy.md#the-order-envoy-applies-a-mutation-in);
 //   - the decision's headers are set, overwriting;
 //   - exposeHeaders "*" with credentials lists the upstream's own header names;
 //   - Origin joins the upstream's Vary without losing or repeating a value.
@@ -148,7 +148,7 @@ func contains(list []string, s string) bool {
 // changed is false when the upstream's Vary already has every token, or is
 // "*" (which varies on everything, RFC 9110 §12.5.5). The whole value is
 // written with append false: appending to an inline header that already says
-// Origin would make "Origin,Origin" (research §4.4).
+// Origin would make "Origin,Origin" (docs/envoy.md#repeated-and-inline-headers).
 func mergeVary(upstream []*corev3.HeaderValue, decisionVary string) (value string, changed bool) {
 	if upstreamHasVary(upstream, "*") {
 		return "", false

@@ -11,13 +11,14 @@
 // Protocol faults (a message Envoy would never send in that order) end the
 // stream with a gRPC error status. CORS denials are never errors: they are
 // answers. The exact Envoy behaviour this relies on is pinned in
-// shared/research/envoy-ext-proc.md, cited below as "research §n".
+// docs/envoy.md, whose headings the comments below link to.
 package extproc
 
 import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/go-logr/logr"
@@ -40,12 +41,71 @@ type Observer interface {
 	Observe(entry *table.Entry, d cors.Decision)
 }
 
+// RequestInfo is what an observer may record of the request a decision was
+// made for, besides the decision. The strings alias the request's header
+// values as received (immutable; holding one keeps its message alive), and
+// are request input: quote and truncate them when logging, copy what you
+// keep. Path is the :path with its query and fragment.
+type RequestInfo struct {
+	Method, Authority, Path, Origin string
+}
+
+// RequestObserver is an Observer that also wants the request (decision logs,
+// the observed-origins inventory). When the Observer given to WithObserver
+// implements it, the server calls ObserveRequest instead of Observe. Like
+// the decision, the request comes by value, so that nothing of the stream
+// escapes to the heap.
+type RequestObserver interface {
+	Observer
+	ObserveRequest(entry *table.Entry, d cors.Decision, r RequestInfo)
+}
+
+// Phase is the ext_proc message a TimingObserver is told about.
+type Phase uint8
+
+const (
+	// PhaseRequestHeaders: request_headers, where the decision is made.
+	PhaseRequestHeaders Phase = iota
+	// PhaseResponseHeaders: response_headers, where an actual request's
+	// CORS headers are set.
+	PhaseResponseHeaders
+	// PhaseOther: bodies and trailers, passed through.
+	PhaseOther
+)
+
+// String is the phase as a metric label.
+func (p Phase) String() string {
+	switch p {
+	case PhaseRequestHeaders:
+		return "request_headers"
+	case PhaseResponseHeaders:
+		return "response_headers"
+	default:
+		return "other"
+	}
+}
+
+// TimingObserver, when the Observer given to WithObserver implements it, is
+// told how long the server took to answer each message (the latency
+// corsgate adds to that phase of the HTTP exchange) and how long each stream
+// lived (the whole HTTP exchange as Envoy holds it open, the upstream's time
+// included). Called on the stream's goroutine; must not block.
+type TimingObserver interface {
+	ObservePhase(p Phase, took time.Duration)
+	ObserveStream(took time.Duration)
+}
+
 // Option configures a Server.
 type Option func(*Server)
 
-// WithObserver sets the decision observer.
+// WithObserver sets the decision observer. It may also implement
+// RequestObserver and TimingObserver.
 func WithObserver(o Observer) Option {
-	return func(s *Server) { s.observer = o }
+	return func(s *Server) {
+		s.observer = o
+		s.requestObserver, _ = o.(RequestObserver)
+		s.timing, _ = o.(TimingObserver)
+	}
 }
 
 // WithLogger sets the logger. The server logs only protocol faults and broken
@@ -61,9 +121,11 @@ func WithLogger(l logr.Logger) Option {
 type Server struct {
 	extprocv3.UnimplementedExternalProcessorServer
 
-	store    *table.Store
-	observer Observer
-	log      logr.Logger
+	store           *table.Store
+	observer        Observer
+	requestObserver RequestObserver // observer, when it implements it
+	timing          TimingObserver  // observer, when it implements it
+	log             logr.Logger
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -86,8 +148,18 @@ func NewServer(store *table.Store, opts ...Option) *Server {
 // Process serves one stream, that is one HTTP request. The loop is Recv →
 // handle → Send until Envoy ends the stream; the server never ends it first
 // with OK, because Envoy would then silently skip the remaining phases
-// (research §0 rule 7).
+// (docs/envoy.md#the-rules-that-matter-most rule 7).
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	if s.timing == nil {
+		return s.process(stream)
+	}
+	start := time.Now()
+	err := s.process(stream)
+	s.timing.ObserveStream(time.Since(start))
+	return err
+}
+
+func (s *Server) process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	var st streamState
 	for {
 		msg, err := stream.Recv()
@@ -100,14 +172,21 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			// policy version even if a new table is swapped in between.
 			st.table, st.loaded = s.store.Load(), true
 		}
+		var began time.Time
+		if s.timing != nil {
+			began = time.Now()
+		}
 		resp, err := s.handle(&st, msg)
+		if s.timing != nil {
+			s.timing.ObservePhase(phaseOf(msg), time.Since(began))
+		}
 		if err != nil {
 			s.log.V(1).Info("ext_proc protocol fault; ending the stream", "error", err.Error())
 			return err
 		}
 		if msg.GetObservabilityMode() {
 			// In observability mode Envoy ignores every reply and asks for none
-			// (ProcessingRequest.observability_mode, research §2.2); the
+			// (ProcessingRequest.observability_mode, docs/envoy.md#observability-mode); the
 			// decision was still made and observed. Since the reply is not
 			// applied, the exchange goes on as if it had passed through:
 			// even an answered preflight reaches the upstream and comes back
@@ -123,7 +202,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 
 // streamEnd maps a Recv/Send error to the handler's result. Envoy ends a
 // stream with a half-close plus RST_STREAM, which grpc-go reports as io.EOF or
-// Canceled (research §1.7): both are the normal end of an HTTP exchange.
+// Canceled (docs/envoy.md#how-a-stream-ends): both are the normal end of an HTTP exchange.
 func (s *Server) streamEnd(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || status.Code(err) == codes.Canceled {
 		return nil
@@ -132,7 +211,7 @@ func (s *Server) streamEnd(err error) error {
 	return err
 }
 
-// phase is where a stream is in Envoy's sequence (research §1.2).
+// phase is where a stream is in Envoy's sequence (docs/envoy.md#message-sequence).
 type phase uint8
 
 const (
@@ -143,7 +222,7 @@ const (
 	// phaseResponse: response_headers answered.
 	phaseResponse
 	// phaseResponded: request_headers answered with an ImmediateResponse;
-	// Envoy sends no further headers on this stream (research §3.1).
+	// Envoy sends no further headers on this stream (docs/envoy.md#what-envoy-does-with-an-immediate-response).
 	phaseResponded
 )
 
@@ -193,6 +272,18 @@ func (s *Server) handle(st *streamState, msg *extprocv3.ProcessingRequest) (*ext
 	default:
 		return nil, status.Errorf(codes.InvalidArgument,
 			"extproc: unsupported ProcessingRequest message %T; this server handles headers, bodies and trailers", m)
+	}
+}
+
+// phaseOf names msg's phase for a TimingObserver.
+func phaseOf(msg *extprocv3.ProcessingRequest) Phase {
+	switch msg.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
+		return PhaseRequestHeaders
+	case *extprocv3.ProcessingRequest_ResponseHeaders:
+		return PhaseResponseHeaders
+	default:
+		return PhaseOther
 	}
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds envtest's control plane (etcd, kube-apiserver) and a matching kubectl from
 # the Go module proxy, because setup-envtest's release downloads cannot be reached
-# here. See ../shared/research/envtest-recipe.md for where each version comes from.
+# here. docs/development.md says where each version comes from and how to bump it.
 #
 # Usage: hack/install-envtest-assets.sh [DEST]   (default: bin/k8s)
 # A no-op when DEST already holds binaries built for the pinned versions.

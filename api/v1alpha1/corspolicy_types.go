@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Bounds on every list and string keep the apiserver's CEL cost estimate for
@@ -21,6 +22,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="(has(self.allowOrigins) && size(self.allowOrigins) > 0) || (has(self.allowOriginRegexes) && size(self.allowOriginRegexes) > 0)",fieldPath=".allowOrigins",message=`set allowOrigins (such as ["https://app.example.com"]) or allowOriginRegexes: a policy that allows no origin denies every CORS request`
 // +kubebuilder:validation:XValidation:rule="!(has(self.allowCredentials) && self.allowCredentials && has(self.allowOrigins) && '*' in self.allowOrigins)",fieldPath=".allowOrigins",message=`"*" cannot be combined with allowCredentials: true (the Fetch standard forbids a wildcard origin on credentialed requests): list the origins that may send credentials, such as "https://app.example.com", or set allowCredentials to false`
 // +kubebuilder:validation:XValidation:rule="!(has(self.allowCredentials) && self.allowCredentials && has(self.allowOrigins) && 'null' in self.allowOrigins)",fieldPath=".allowOrigins",message=`"null" cannot be combined with allowCredentials: true (any sandboxed iframe or local file sends Origin: null, so this would share credentialed responses with anyone): list real origins, such as "https://app.example.com", or set allowCredentials to false`
+// +kubebuilder:validation:XValidation:rule="!has(self.targetRefs) || size(self.targetRefs) == 0 || ((!has(self.hosts) || size(self.hosts) == 0) && (!has(self.pathPrefixes) || size(self.pathPrefixes) == 0))",fieldPath=".targetRefs",message=`targetRefs and hosts/pathPrefixes are mutually exclusive: use targetRefs to attach to a Gateway or HTTPRoute (the policy follows its hostnames and paths), or hosts and pathPrefixes to select requests without the Gateway API`
 type CorsPolicySpec struct {
 	// Hosts selects requests by host: the request's :authority (Host) with the
 	// port removed, compared case-insensitively.
@@ -55,6 +57,31 @@ type CorsPolicySpec struct {
 	// +kubebuilder:validation:items:Pattern=`^/`
 	// +kubebuilder:validation:items:XValidation:rule="!self.matches('[?#[:cntrl:] ]')",message=`a path prefix has no query, fragment, space or control character: write "/api", not "/api?v=1", and percent-encode a space as %20`
 	PathPrefixes []string `json:"pathPrefixes,omitempty"`
+
+	// TargetRefs attaches the policy to Gateway API objects in its own
+	// namespace (GEP-713 direct attachment), instead of selecting requests
+	// by hosts and pathPrefixes: the policy then follows what they route.
+	//
+	// * An HTTPRoute covers its hostnames, as narrowed by the listeners of
+	//   the parent Gateways that accepted it, under its rules' PathPrefix
+	//   matches. sectionName names one rule (GEP-995).
+	// * A Gateway covers every hostname of its listeners under "/".
+	//   sectionName names one listener.
+	//
+	// Only parents that accepted the route (status.parents) count. When
+	// several policies cover a request, one on a route rule beats one on
+	// the route, which beats one on a listener, which beats one on the
+	// Gateway; then the oldest, then namespace/name. Matches the edge cannot
+	// express exactly (RegularExpression or Exact paths, header, query or
+	// method matches) are not served and are reported in status.ancestors.
+	// Set either targetRefs or hosts/pathPrefixes, not both.
+	//
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(r, r.group == 'gateway.networking.k8s.io' && (r.kind == 'Gateway' || r.kind == 'HTTPRoute'))",message=`a targetRef names a Gateway or an HTTPRoute: write group: gateway.networking.k8s.io with kind: HTTPRoute (or kind: Gateway)`
+	// +kubebuilder:validation:XValidation:rule="self.all(a, self.exists_one(b, a.group == b.group && a.kind == b.kind && a.name == b.name && has(a.sectionName) == has(b.sectionName) && (!has(a.sectionName) || a.sectionName == b.sectionName)))",message=`each targetRef may be listed once: remove the duplicate`
+	TargetRefs []gwapiv1.LocalPolicyTargetReferenceWithSectionName `json:"targetRefs,omitempty"`
 
 	// AllowOrigins lists the origins that may read responses, as browsers
 	// serialize them in the Origin header: "scheme://host[:port]", lower case,
@@ -213,6 +240,20 @@ type CorsPolicySpec struct {
 	// +optional
 	// +kubebuilder:default=Enforce
 	Mode Mode `json:"mode,omitempty"`
+
+	// CrossOriginProtection refuses, at the edge with 403, state-changing
+	// requests (any method but GET, HEAD and OPTIONS) that a browser sends
+	// from an origin this policy does not allow. CORS decides who may read a
+	// response, not who may send a request: a form on another site can POST
+	// with the user's cookies without any preflight. The rule is Go's
+	// net/http.CrossOriginProtection: Sec-Fetch-Site other than same-origin or
+	// none is refused, or without it an Origin whose host is not the
+	// request's; a request with neither header passes. It is not a CSRF
+	// token: a trusted origin that an attacker controls defeats it. Off when
+	// absent.
+	//
+	// +optional
+	CrossOriginProtection *CrossOriginProtection `json:"crossOriginProtection,omitempty"`
 }
 
 // UnmatchedPreflight says what happens to a preflight a policy does not allow.
@@ -308,6 +349,31 @@ type CorsPolicyStatus struct {
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MaxLength=1024
 	Warnings []string `json:"warnings,omitempty"`
+
+	// DeniedOrigins are the origins this policy denied most often (for a
+	// DryRun policy: that Enforce would deny), as seen by the replica that
+	// writes status since the current spec was served: at most 5, each seen
+	// at least 5 times, sorted. Refreshed at most every 10 minutes, and only
+	// when the set changes; /debug/corsgate/origins on the metrics port has
+	// the counts. Cleared when the spec changes.
+	//
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=5
+	// +kubebuilder:validation:items:MaxLength=330
+	DeniedOrigins []string `json:"deniedOrigins,omitempty"`
+
+	// Ancestors is the status of a targetRefs policy per Gateway it reaches
+	// through its targets (GEP-713): Accepted True (reason Accepted), or
+	// False with reason Invalid, TargetNotFound (the target does not exist or
+	// no Gateway accepted it) or Conflicted (other policies win every
+	// request). corsgate writes the entries with controllerName
+	// corsgate.io/controller and leaves the others alone.
+	//
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Ancestors []gwapiv1.PolicyAncestorStatus `json:"ancestors,omitempty"`
 }
 
 // CorsPolicy sets the CORS behaviour of the edge for the requests it selects
@@ -318,6 +384,7 @@ type CorsPolicyStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Namespaced,shortName=cors,categories=corsgate
 // +kubebuilder:printcolumn:name="Hosts",type=string,JSONPath=`.spec.hosts`
+// +kubebuilder:printcolumn:name="Targets",type=string,JSONPath=`.spec.targetRefs`
 // +kubebuilder:printcolumn:name="Origins",type=string,JSONPath=`.spec.allowOrigins`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`

@@ -31,6 +31,7 @@ var (
 
 func addKnownTypes(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion, &CorsPolicy{}, &CorsPolicyList{})
+	s.AddKnownTypes(GroupVersion, &CorsHostGrant{}, &CorsHostGrantList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -466,11 +467,77 @@ func validationCases() []validationCase {
 			want: notChecked(`spec.unmatchedPreflight: Unsupported value: "Drop": supported values: "Reject", "Forward"`),
 		},
 		{
+			desc: "unknown crossOriginProtection mode",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, CrossOriginProtection: &v1alpha1.CrossOriginProtection{Mode: "Block"}},
+			want: notChecked(`spec.crossOriginProtection.mode: Unsupported value: "Block": supported values: "Enforce", "DryRun"`),
+		},
+		{
 			desc: "unknown mode",
 			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, Mode: "enforce"},
 			want: notChecked(`spec.mode: Unsupported value: "enforce": supported values: "Enforce", "DryRun"`),
 		},
+
+		// targetRefs (Gateway API attachment, GEP-713).
+		{
+			desc: "targetRefs to an HTTPRoute rule and a Gateway listener are accepted",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, TargetRefs: []gwapiv1.LocalPolicyTargetReferenceWithSectionName{
+				targetRef("HTTPRoute", "shop", "checkout"), targetRef("HTTPRoute", "shop", ""), targetRef("Gateway", "edge", "https"),
+			}},
+		},
+		{
+			desc: "targetRefs with hosts",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, Hosts: []string{"api.example.com"},
+				TargetRefs: []gwapiv1.LocalPolicyTargetReferenceWithSectionName{targetRef("HTTPRoute", "shop", "")}},
+			want: `spec.targetRefs: Invalid value: targetRefs and hosts/pathPrefixes are mutually exclusive: use targetRefs to attach to a Gateway or HTTPRoute (the policy follows its hostnames and paths), or hosts and pathPrefixes to select requests without the Gateway API`,
+		},
+		{
+			desc: "targetRefs with pathPrefixes",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, PathPrefixes: []string{"/api"},
+				TargetRefs: []gwapiv1.LocalPolicyTargetReferenceWithSectionName{targetRef("Gateway", "edge", "")}},
+			want: `spec.targetRefs: Invalid value: targetRefs and hosts/pathPrefixes are mutually exclusive: use targetRefs to attach to a Gateway or HTTPRoute (the policy follows its hostnames and paths), or hosts and pathPrefixes to select requests without the Gateway API`,
+		},
+		{
+			desc: "targetRef to a kind other than Gateway or HTTPRoute",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, TargetRefs: []gwapiv1.LocalPolicyTargetReferenceWithSectionName{targetRef("GRPCRoute", "shop", "")}},
+			want: `spec.targetRefs: Invalid value: a targetRef names a Gateway or an HTTPRoute: write group: gateway.networking.k8s.io with kind: HTTPRoute (or kind: Gateway)`,
+		},
+		{
+			desc: "targetRef to another group",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, TargetRefs: []gwapiv1.LocalPolicyTargetReferenceWithSectionName{
+				{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{Group: "networking.istio.io", Kind: "HTTPRoute", Name: "shop"}},
+			}},
+			want: `spec.targetRefs: Invalid value: a targetRef names a Gateway or an HTTPRoute: write group: gateway.networking.k8s.io with kind: HTTPRoute (or kind: Gateway)`,
+		},
+		{
+			desc: "the same targetRef twice",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, TargetRefs: []gwapiv1.LocalPolicyTargetReferenceWithSectionName{
+				targetRef("HTTPRoute", "shop", "checkout"), targetRef("HTTPRoute", "shop", "checkout"),
+			}},
+			want: `spec.targetRefs: Invalid value: each targetRef may be listed once: remove the duplicate`,
+		},
+		{
+			desc: "too many targetRefs",
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, TargetRefs: func() []gwapiv1.LocalPolicyTargetReferenceWithSectionName {
+				refs := make([]gwapiv1.LocalPolicyTargetReferenceWithSectionName, v1alpha1.MaxTargetRefs+1)
+				for i := range refs {
+					refs[i] = targetRef("HTTPRoute", fmt.Sprintf("r%d", i), "")
+				}
+				return refs
+			}()},
+			want: notChecked(`spec.targetRefs: Too many: 17: must have at most 16 items`),
+		},
 	}
+}
+
+// targetRef is a Gateway API reference to kind/name (sectionName if not "").
+func targetRef(kind, name, section string) gwapiv1.LocalPolicyTargetReferenceWithSectionName {
+	r := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
+		Group: v1alpha1.GatewayGroup, Kind: gwapiv1.Kind(kind), Name: gwapiv1.ObjectName(name),
+	}}
+	if section != "" {
+		r.SectionName = ptr.To(gwapiv1.SectionName(section))
+	}
+	return r
 }
 
 func TestCorsPolicyValidation(t *testing.T) {
@@ -668,15 +735,15 @@ func TestPrinterColumns(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, fmt.Sprintf("%s/%d", c.Name, c.Priority))
 	}
-	wantNames := "Name/0 Hosts/0 Origins/0 Accepted/0 Ready/0 Mode/1 Age/0"
+	wantNames := "Name/0 Hosts/0 Targets/0 Origins/0 Accepted/0 Ready/0 Mode/1 Age/0"
 	if got := strings.Join(names, " "); got != wantNames {
 		t.Errorf("columns (name/priority):\n got %s\nwant %s", got, wantNames)
 	}
 	if len(table.Rows) != 1 {
 		t.Fatalf("got %d rows, want 1", len(table.Rows))
 	}
-	cells := fmt.Sprint(table.Rows[0].Cells[:6])
-	wantCells := `[columns ["api.example.com"] ["https://app.example.com","https://*.example.com"] True False DryRun]`
+	cells := fmt.Sprint(table.Rows[0].Cells[:7])
+	wantCells := `[columns ["api.example.com"] <nil> ["https://app.example.com","https://*.example.com"] True False DryRun]`
 	if cells != wantCells {
 		t.Errorf("cells:\n got %s\nwant %s", cells, wantCells)
 	}
@@ -709,6 +776,11 @@ func TestExplain(t *testing.T) {
 			desc: "a field's documentation has its examples and enum values",
 			path: "cors.spec.allowOrigins",
 			want: []string{`"https://*.example.com" allows any subdomain of example.com`, "Punycode"},
+		},
+		{
+			desc: "crossOriginProtection says what it protects and what it does not",
+			path: "cors.spec.crossOriginProtection",
+			want: []string{"mode\t<string> -required-", "a form on another site can POST", "It is not a CSRF", "enum: Enforce, DryRun"},
 		},
 		{
 			desc: "enums are listed",

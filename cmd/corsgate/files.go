@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/corsgate/corsgate/internal/filesource"
+	"github.com/corsgate/corsgate/internal/observe"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -19,9 +21,12 @@ import (
 func runFiles(ctx context.Context, o options, log logr.Logger) error {
 	store := &table.Store{}
 	src := filesource.New(o.policies, store, log.WithName("policies"))
+	src.AllowEmpty, src.Settle = o.allowEmptyPolicies, o.policiesSettle
 	if err := src.Load(); err != nil {
 		return err
 	}
+	registerSourceMetrics(metrics.Registry, src)
+	servedTableMetrics(metrics.Registry, store)
 	obs := newObserver(metrics.Registry, log.WithName("decisions"))
 	runner, err := grpcRunner(o, store, log, obs)
 	if err != nil {
@@ -34,6 +39,7 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 	if o.metricsAddr != "0" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+		mux.Handle(observe.OriginsPath, obs.OriginsHandler())
 		g.Go(func() error { return serveHTTP(ctx, o.metricsAddr, mux, log.WithName("metrics")) })
 	}
 	if o.probeAddr != "0" {
@@ -45,11 +51,41 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
+			// Still ready: the last good table keeps answering, which is
+			// better than no replica answering. The reason is for people and
+			// for probes that read the body.
+			if d := src.Status().Degraded; d != "" {
+				w.Write([]byte("ok (degraded: " + d + ")"))
+				return
+			}
 			w.Write([]byte("ok"))
 		})
 		g.Go(func() error { return serveHTTP(ctx, o.probeAddr, mux, log.WithName("probes")) })
 	}
 	return g.Wait()
+}
+
+// registerSourceMetrics exports the file source's status: how much it
+// serves, and whether what it serves is what the files hold.
+func registerSourceMetrics(reg prometheus.Registerer, src *filesource.Source) {
+	gauge := func(name, help string, value func(filesource.Status) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return value(src.Status()) })
+	}
+	reg.MustRegister(
+		gauge("corsgate_policy_source_files", "Policy files (*.yaml, *.yml, *.json) of the last reload that was served.",
+			func(s filesource.Status) float64 { return float64(s.Files) }),
+		gauge("corsgate_policy_source_policies", "CorsPolicy objects of the last reload that was served.",
+			func(s filesource.Status) float64 { return float64(s.Policies) }),
+		gauge("corsgate_policy_source_degraded", "1 when the policies served are not what the files hold (a reload refused: files unparsable, the source empty; or invalid policies keeping their last valid spec), 0 otherwise. The log and /readyz say why.",
+			func(s filesource.Status) float64 {
+				if s.Degraded != "" {
+					return 1
+				}
+				return 0
+			}),
+		gauge("corsgate_policy_source_last_reload_timestamp_seconds", "When the last reload attempt ended (Unix time).",
+			func(s filesource.Status) float64 { return float64(s.LastReload.UnixNano()) / 1e9 }),
+	)
 }
 
 func serveHTTP(ctx context.Context, addr string, h http.Handler, log logr.Logger) error {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"net/http"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -10,18 +12,41 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/leaderelection"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/controllers"
+	"github.com/corsgate/corsgate/internal/observe"
 	"github.com/corsgate/corsgate/internal/table"
 )
+
+// hostOwnership is --host-ownership. It lives here, not in options, because
+// only Kubernetes mode has grants: a policy file has one trusted author.
+var hostOwnership = flag.String("host-ownership", "Enforce",
+	"Kubernetes mode: Enforce serves a CorsPolicy only where a CorsHostGrant (written by cluster administrators) "+
+		"lets its namespace claim its hosts and path prefixes; Open lets any namespace claim any host (single-tenant clusters).")
 
 // runKubernetes serves CorsPolicy objects from the API server (in-cluster
 // config or KUBECONFIG). Every replica builds and serves the table; only the
 // elected leader writes status.
 func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
+	var ownership *controllers.HostOwnership
+	var grantsChanged chan event.TypedGenericEvent[*v1alpha1.CorsHostGrant]
+	switch *hostOwnership {
+	case "Enforce":
+		grantsChanged = make(chan event.TypedGenericEvent[*v1alpha1.CorsHostGrant], 1024)
+		ownership = &controllers.HostOwnership{Changed: grantsChanged}
+	case "Open":
+		log.Info("WARNING: --host-ownership=Open: any namespace that may write a CorsPolicy can claim any host, " +
+			"including another team's API. Use it only where one team writes every CorsPolicy; the default, Enforce, " +
+			"serves a policy only where a CorsHostGrant admits its namespace.")
+	default:
+		return fmt.Errorf("--host-ownership=%q: write Enforce (the default: serve a CorsPolicy only where a CorsHostGrant admits its namespace) or Open (any namespace may claim any host)", *hostOwnership)
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("no Kubernetes configuration (in-cluster or KUBECONFIG): %w; to run without a cluster, pass --policies PATH", err)
@@ -34,33 +59,62 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
+	// Gateways and HTTPRoutes, read for targetRefs policies when their CRDs
+	// are installed (controllers/gateway.go).
+	if err := gwapiv1.Install(scheme); err != nil {
+		return err
+	}
+	obs := newObserver(metrics.Registry, log.WithName("decisions"))
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:        o.probeAddr,
-		LeaderElection:                o.leaderElect,
-		LeaderElectionID:              "corsgate.policy.corsgate.io",
-		LeaderElectionNamespace:       o.leaderElectionNS,
-		LeaderElectionReleaseOnCancel: true,
+		Scheme: scheme,
+		Metrics: metricsserver.Options{BindAddress: o.metricsAddr,
+			ExtraHandlers: map[string]http.Handler{observe.OriginsPath: obs.OriginsHandler()}},
+		HealthProbeBindAddress: o.probeAddr,
+		// No LeaderElection: a manager that loses its lease stops serving
+		// too. statusLeader (leader.go) holds the lease for the leader-only
+		// runnables alone.
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
+	lock, err := leaderelection.NewResourceLock(cfg, mgr, leaderelection.Options{LeaderElection: o.leaderElect,
+		LeaderElectionID: "corsgate.policy.corsgate.io", LeaderElectionNamespace: o.leaderElectionNS, RenewDeadline: renewDeadline})
+	if err != nil {
+		return fmt.Errorf("--leader-elect: %w; pass --leader-election-namespace outside a cluster", err)
+	}
+	leaderOnly := mgr
+	mgr = servingOnly{mgr}
 
 	store := &table.Store{}
 	results := &controllers.Results{}
 	changed := make(chan event.TypedGenericEvent[*v1alpha1.CorsPolicy], 1024)
+	servedTableMetrics(metrics.Registry, store)
+	tm := newTableMetrics(metrics.Registry, mgr.GetCache(), results)
 	if err := mgr.Add(&controllers.TableBuilder{
 		Cache: mgr.GetCache(), Store: store, Results: results, Changed: changed, Log: log.WithName("table"),
+		Ownership: ownership, OnBuild: tm.onBuild,
 	}); err != nil {
 		return err
 	}
-	if err := (&controllers.StatusWriter{
-		Client: mgr.GetClient(), Results: results, Recorder: mgr.GetEventRecorder("corsgate"),
-	}).SetupWithManager(mgr, changed); err != nil {
+	// The leader-only runnables, set up again for every term of the lease.
+	setupLeaderOnly := func(mgr manager.Manager) error {
+		if ownership != nil {
+			if err := (&controllers.GrantStatusWriter{Client: mgr.GetClient(), Ownership: ownership}).SetupWithManager(mgr, grantsChanged); err != nil {
+				return err
+			}
+		}
+		if err := (&controllers.StatusWriter{
+			Client: mgr.GetClient(), Results: results, Recorder: mgr.GetEventRecorder("corsgate"),
+		}).SetupWithManager(mgr, changed); err != nil {
+			return err
+		}
+		return mgr.Add(&deniedOriginsWriter{client: mgr.GetClient(), obs: obs, interval: deniedOriginsInterval,
+			pause: deniedOriginsPerWrite, log: log.WithName("denied-origins")})
+	}
+	if err := mgr.Add(&statusLeader{Lock: lock, Manager: leaderOnly, Setup: setupLeaderOnly, Log: log.WithName("leader")}); err != nil {
 		return err
 	}
-	runner, err := grpcRunner(o, store, log, newObserver(metrics.Registry, log.WithName("decisions")))
+	runner, err := grpcRunner(o, store, log, obs)
 	if err != nil {
 		return err
 	}
@@ -74,6 +128,6 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("policy-table", tableLoaded(store)); err != nil {
 		return err
 	}
-	log.Info("starting in Kubernetes mode", "leaderElection", o.leaderElect)
+	log.Info("starting in Kubernetes mode", "leaderElection", o.leaderElect, "hostOwnership", *hostOwnership)
 	return mgr.Start(ctx)
 }

@@ -64,7 +64,10 @@ func TestKubernetesModeFollowsKubectlApply(t *testing.T) {
 
 	s := &server{addr: freePort(t), output: &bytes.Buffer{}}
 	s.cmd = exec.Command(binary, "--grpc-bind-address", s.addr, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
-		"--leader-elect", "--leader-election-namespace", "default")
+		"--leader-elect", "--leader-election-namespace", "default",
+		// No grants here: this test is about following kubectl apply, with
+		// host ownership off (ownership_test.go tests it on).
+		"--host-ownership", "Open")
 	s.cmd.Env = append(os.Environ(), "KUBECONFIG="+kcPath)
 	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
 	if err := s.cmd.Start(); err != nil {

@@ -15,12 +15,15 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/corsgate/corsgate/extproc"
+	"github.com/corsgate/corsgate/internal/filesource"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -36,9 +39,17 @@ type options struct {
 	grpcShutdownTimeout     time.Duration
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	allowEmptyPolicies      bool
+	policiesSettle          time.Duration
+	limits                  extproc.Limits
 }
 
 func main() {
+	// The operators' tools (explain, lint, import) are subcommands of the one
+	// binary, dispatched before the server's flags are parsed (explain.go).
+	if code, ok := runTool(os.Args, os.Stdin, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
+	}
 	var o options
 	flag.StringVar(&o.policies, "policies", "", "Serve the CorsPolicy objects in this YAML file or folder instead of reading them from Kubernetes; reloaded on change.")
 	flag.StringVar(&o.grpcAddr, "grpc-bind-address", ":9002", "The address the ext_proc gRPC server (and its gRPC health service) binds to.")
@@ -51,12 +62,23 @@ func main() {
 	flag.DurationVar(&o.grpcShutdownTimeout, "grpc-shutdown-timeout", extproc.DefaultShutdownTimeout, "After SIGTERM, how long in-flight ext_proc streams may finish before they are cut; keep it below the pod's termination grace period.")
 	flag.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 50, "Queries per second to the Kubernetes API (status writes); Kubernetes mode.")
 	flag.IntVar(&o.kubeAPIBurst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API; Kubernetes mode.")
-	zapOpts := zap.Options{}
+	flag.BoolVar(&o.allowEmptyPolicies, "allow-empty-policies", false, "File mode: start, and keep running, with no CorsPolicy in --policies. Without it an empty source is refused at start-up, and later never replaces policies being served.")
+	flag.DurationVar(&o.policiesSettle, "policies-settle", filesource.DefaultSettle, "File mode: reload once the policy files have not changed for this long, so that a file written in pieces is never served half-written.")
+	flag.DurationVar(&o.limits.StreamIdleTimeout, "grpc-stream-idle-timeout", extproc.DefaultStreamIdleTimeout, "End an ext_proc stream that receives no message for this long (Envoy waits for the upstream's response headers between two messages); 0 disables.")
+	flag.IntVar(&o.limits.MaxStreamsPerConnection, "grpc-max-streams-per-connection", extproc.DefaultMaxStreamsPerConnection, "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of each gRPC connection; Envoy opens another connection when a connection is full.")
+	flag.IntVar(&o.limits.MaxStreams, "grpc-max-streams", extproc.DefaultMaxStreams, "Concurrent ext_proc streams over all connections; a stream beyond it is refused with RESOURCE_EXHAUSTED. 0 means no limit.")
+	flag.IntVar(&o.limits.MaxHeaderListBytes, "grpc-max-header-list-bytes", extproc.DefaultMaxHeaderListBytes, "Largest HTTP/2 header list (gRPC metadata) a client may send on a stream.")
+	flag.IntVar(&o.limits.MaxMessageBytes, "grpc-max-message-bytes", extproc.DefaultMaxMessageBytes, "Largest ext_proc message accepted (it carries the HTTP request's or response's headers).")
+	// Configuration errors are answers, not crashes: no Go stack trace below
+	// panic level unless --zap-stacktrace-level asks for one.
+	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
+	flag.Var(&decisionLog, "decision-log", decisionLogUsage)
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)
+	started := time.Now()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -68,10 +90,11 @@ func main() {
 		err = runKubernetes(ctx, o, log)
 	}
 	if err != nil {
-		log.Error(err, "corsgate stopped")
-		fmt.Fprintln(os.Stderr, "corsgate:", err)
+		// One line at error level: the error says what to change.
+		log.Error(err, "corsgate cannot run")
 		os.Exit(1)
 	}
+	log.Info("corsgate stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
 }
 
 // grpcRunner builds the ext_proc server's Runnable: it serves on every
@@ -85,7 +108,13 @@ func grpcRunner(o options, store *table.Store, log logr.Logger, obs extproc.Obse
 		Server:          extproc.NewServer(store, extproc.WithLogger(log.WithName("extproc")), extproc.WithObserver(obs)),
 		Listener:        lis,
 		ShutdownTimeout: o.grpcShutdownTimeout,
+		Limits:          o.limits,
+		Log:             log.WithName("extproc"),
 	}
+	if t, ok := obs.(interface{ Track(*table.Store) }); ok {
+		t.Track(store) // forget the policies a new table drops
+	}
+	r.Options = append(r.Options, grpcServerMetrics(metrics.Registry)...)
 	if o.grpcTLSCert != "" || o.grpcTLSKey != "" {
 		creds, err := tlsCredentials(o.grpcTLSCert, o.grpcTLSKey)
 		if err != nil {

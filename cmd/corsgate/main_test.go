@@ -37,6 +37,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building corsgate: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// CORSGATE_TEST_BINARY runs the tests against another build, e.g. an
+	// earlier commit's, to measure what a fix changed.
+	if other := os.Getenv("CORSGATE_TEST_BINARY"); other != "" {
+		binary = other
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -1,49 +1,52 @@
 package main
 
 import (
-	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
+	"fmt"
 
-	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/table"
+	"github.com/go-logr/logr"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/corsgate/corsgate/internal/observe"
 )
 
-// observer counts decisions by kind, outcome reason and mode, and logs
-// denials at V(1). The counters are resolved once, so observing allocates
-// nothing.
-type observer struct {
-	log      logr.Logger
-	counters [3][cors.NumReasons][2]prometheus.Counter
+// logModeFlag is --decision-log.
+type logModeFlag struct{ mode observe.LogMode }
+
+func (f *logModeFlag) String() string { return f.mode.String() }
+
+func (f *logModeFlag) Set(s string) error {
+	m, ok := observe.ParseLogMode(s)
+	if !ok {
+		return fmt.Errorf("%q is not a decision log mode: write denials (the default), all or none", s)
+	}
+	f.mode = m
+	return nil
 }
 
-func newObserver(reg prometheus.Registerer, log logr.Logger) *observer {
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "corsgate_decisions_total",
-		Help: "CORS decisions by request kind (preflight, actual, not-cors), reason (allowed, origin not allowed, ...) and mode (Enforce, DryRun: what Enforce would have done).",
-	}, []string{"kind", "reason", "mode"})
-	reg.MustRegister(vec)
-	o := &observer{log: log}
-	for k := range o.counters {
-		for r := range o.counters[k] {
-			for m, mode := range []string{"Enforce", "DryRun"} {
-				o.counters[k][r][m] = vec.WithLabelValues(cors.Kind(k).String(), cors.Reason(r).Label(), mode)
-			}
-		}
-	}
-	return o
+// decisionLog is set by --decision-log, before any observer is made.
+var decisionLog logModeFlag
+
+const decisionLogUsage = "Which CORS decisions to log at info level, rate-limited per policy and reason: denials (and what DryRun policies would deny), all, or none."
+
+// newObserver is the decision observer of both modes: metrics by policy,
+// latency histograms, decision logs and the observed-origins inventory
+// (served at observe.OriginsPath on the metrics listener).
+func newObserver(reg prometheus.Registerer, log logr.Logger) *observe.Observer {
+	return observe.New(reg, log, observe.Options{Log: decisionLog.mode})
 }
 
-func (o *observer) Observe(e *table.Entry, d cors.Decision) {
-	m := 0
-	if d.DryRun {
-		m = 1
-	}
-	if int(d.Kind) < len(o.counters) && int(d.Reason) < len(o.counters[0]) {
-		o.counters[d.Kind][d.Reason][m].Inc()
-	}
-	if !d.Allowed && d.Kind != cors.KindNotCORS {
-		if v := o.log.V(1); v.Enabled() {
-			v.Info("denied", "policy", e.Key(), "kind", d.Kind.String(), "reason", d.Reason.Label(), "detail", d.Detail, "dryRun", d.DryRun)
-		}
+// grpcServerMetrics registers grpc-go's server metrics (grpc_server_started_total,
+// grpc_server_handled_total{grpc_code}, messages received and sent) from
+// go-grpc-middleware's Prometheus provider, and returns the interceptors
+// that feed them. Handling time is corsgate_extproc_stream_duration_seconds
+// (native buckets too), so the provider's histogram is left off.
+func grpcServerMetrics(reg prometheus.Registerer) []grpc.ServerOption {
+	m := grpcprom.NewServerMetrics()
+	reg.MustRegister(m)
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(m.StreamServerInterceptor()),
 	}
 }

@@ -1,57 +1,149 @@
-package main
+package main_test
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/table"
+	"github.com/corsgate/corsgate/internal/observe"
 )
 
-func TestObserverCountsByKindReasonAndMode(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	o := newObserver(reg, logr.Discard())
-	e := &table.Entry{Namespace: "ns", Name: "p"}
-	o.Observe(e, cors.Decision{Kind: cors.KindPreflight, Reason: cors.ReasonOriginNotAllowed})
-	o.Observe(e, cors.Decision{Kind: cors.KindPreflight, Reason: cors.ReasonOriginNotAllowed})
-	o.Observe(e, cors.Decision{Kind: cors.KindActual, Allowed: true, Reason: cors.ReasonAllowed, DryRun: true})
-
-	families, err := reg.Gather()
-	if err != nil {
+// startObserved runs the binary like start, with the metrics listener on
+// and the given extra flags; it returns the server and the listener's URL.
+func startObserved(t *testing.T, policies string, flags ...string) (*server, string) {
+	t.Helper()
+	s := &server{addr: freePort(t), output: &bytes.Buffer{}}
+	metricsAddr := freePort(t)
+	args := append([]string{"--policies", policies, "--grpc-bind-address", s.addr,
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0"}, flags...)
+	s.cmd = exec.Command(binary, args...)
+	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 1 || families[0].GetName() != "corsgate_decisions_total" {
-		t.Fatalf("metrics = %v; want corsgate_decisions_total only", families)
-	}
-	got := map[string]float64{}
-	for _, m := range families[0].GetMetric() {
-		labels := ""
-		for _, l := range m.GetLabel() {
-			labels += l.GetName() + "=" + l.GetValue() + " "
+	t.Cleanup(func() {
+		s.cmd.Process.Kill()
+		s.cmd.Wait()
+	})
+	waitServing(t, s)
+	return s, "http://" + metricsAddr
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("GET %s: %s\n%s", url, resp.Status, body)
+			}
+			return string(body)
 		}
-		if v := m.GetCounter().GetValue(); v != 0 {
-			got[labels] = v
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
 		}
 	}
-	want := map[string]float64{
-		"kind=preflight mode=Enforce reason=origin_not_allowed ": 2,
-		"kind=actual mode=DryRun reason=allowed ":                1,
-	}
-	if len(got) != len(want) {
-		t.Fatalf("non-zero counters = %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+}
+
+// sample finds one sample line of the text exposition.
+func sample(metrics, prefix string) string {
+	for _, l := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return strings.TrimSpace(strings.TrimPrefix(l, prefix))
 		}
 	}
-	if n := testutil.CollectAndCount(reg); n != 3*cors.NumReasons*2 {
-		t.Errorf("%d series; want every kind × reason × mode pre-created (%d)", n, 3*cors.NumReasons*2)
+	return ""
+}
+
+func TestDecisionsMetricsLogAndOriginsThroughTheBinary(t *testing.T) {
+	t.Parallel()
+	s, admin := startObserved(t, "testdata/design.yaml")
+	sim := envoy(t, s.addr)
+	for range 3 {
+		if got := preflightStatus(t, sim, "api.example.com", "https://evil.example", "GET"); got != 403 {
+			t.Fatalf("preflight from evil.example: %d, want 403", got)
+		}
 	}
-	if a := testing.AllocsPerRun(100, func() { o.Observe(e, cors.Decision{Kind: cors.KindActual, Reason: cors.ReasonAllowed}) }); a != 0 {
-		t.Errorf("Observe allocates %v times, want 0", a)
+	if got := preflightStatus(t, sim, "api.example.com", "https://app.example.com", "GET"); got != 204 {
+		t.Fatalf("preflight from app.example.com: %d, want 204", got)
+	}
+	for range 6 {
+		preflightStatus(t, sim, "trial.example.org", "https://partner.example", "PUT")
+	}
+
+	m := httpGet(t, admin+"/metrics")
+	for prefix, want := range map[string]string{
+		`corsgate_decisions_total{kind="preflight",mode="Enforce",name="subdomains",namespace="shop",outcome="preflight-rejected",reason="origin_not_allowed"}`: "3",
+		`corsgate_decisions_total{kind="preflight",mode="Enforce",name="subdomains",namespace="shop",outcome="preflight-allowed",reason="allowed"}`:             "1",
+		`corsgate_decisions_total{kind="preflight",mode="DryRun",name="trial",namespace="shop",outcome="forwarded",reason="origin_not_allowed"}`:                "6",
+		`corsgate_table_policies`: "5",
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="Process",grpc_service="envoy.service.ext_proc.v3.ExternalProcessor",grpc_type="bidi_stream"}`: "10",
+	} {
+		if got := sample(m, prefix+" "); got != want {
+			t.Errorf("%s = %q, want %s", prefix, got, want)
+		}
+	}
+	for _, family := range []string{"corsgate_extproc_message_duration_seconds_bucket", "corsgate_extproc_stream_duration_seconds_count",
+		"corsgate_table_served", "corsgate_policy_source_last_reload_timestamp_seconds"} {
+		if !strings.Contains(m, "\n"+family) {
+			t.Errorf("/metrics lacks %s", family)
+		}
+	}
+
+	// Denials are logged at info (the default --decision-log=denials), as
+	// JSON lines with the policy, the reason and the request.
+	// The lines reach the buffer through a pipe: wait for them.
+	var denials []map[string]any
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		denials = nil
+		sc := bufio.NewScanner(strings.NewReader(s.output.String()))
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line["policy"] != nil && line["reason"] != nil {
+				denials = append(denials, line)
+			}
+		}
+		if len(denials) >= 9 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(denials) != 9 {
+		t.Fatalf("%d decision log lines, want 3 denials and 6 DryRun would-be denials; output:\n%s", len(denials), s.output)
+	}
+	if d := denials[0]; d["policy"] != "shop/subdomains" || d["reason"] != "origin_not_allowed" || d["origin"] != `"https://evil.example"` ||
+		d["level"] != "info" || d["host"] != `"api.example.com"` || d["path"] != `"/"` {
+		t.Errorf("first denial = %v", d)
+	}
+
+	var report observe.OriginsReport
+	if err := json.Unmarshal([]byte(httpGet(t, admin+observe.OriginsPath+"?namespace=shop&name=trial")), &report); err != nil {
+		t.Fatal(err)
+	}
+	if len(report.Policies) != 1 || report.Policies[0].Mode != "DryRun" || len(report.Policies[0].Denied.Origins) != 1 ||
+		report.Policies[0].Denied.Origins[0] != (observe.OriginCount{Origin: "https://partner.example", Count: 6}) {
+		t.Errorf("observed origins of shop/trial = %+v; want partner.example 6 times would-be denied", report.Policies)
+	}
+}
+
+func TestDecisionLogFlag(t *testing.T) {
+	t.Parallel()
+	s, _ := startObserved(t, "testdata/design.yaml", "--decision-log=none")
+	sim := envoy(t, s.addr)
+	preflightStatus(t, sim, "api.example.com", "https://evil.example", "GET")
+	time.Sleep(100 * time.Millisecond)
+	if strings.Contains(s.output.String(), "origin_not_allowed") {
+		t.Errorf("--decision-log=none logged a decision:\n%s", s.output)
+	}
+	out, err := exec.Command(binary, "--decision-log=some", "--policies", "testdata/design.yaml").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "write denials (the default), all or none") {
+		t.Errorf("--decision-log=some: %v\n%s; want a usage error naming the values", err, out)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/table"
@@ -32,6 +34,15 @@ type Result struct {
 	Serving  Serving
 	// Conflicts lists claims this object lost, as sentences.
 	Conflicts []string
+	// NotGranted, when not nil, is why Builder.Admit refused the object
+	// (a *NotGrantedError): it serves nothing.
+	NotGranted error
+	// Ancestors is a targetRefs policy's status per ancestor Gateway
+	// (GEP-713), in the order its targets reach them.
+	Ancestors []AncestorResult
+	// attachedClaims counts the (host, prefix) claims made through each
+	// ancestor, to tell when all of them lost.
+	attachedClaims []int
 }
 
 // Key is "namespace/name".
@@ -43,6 +54,9 @@ type compiled struct {
 	entry      table.Entry
 	warnings   []cors.Warning
 	err        error
+	// targets are the spec's targetRefs: when set, entry is expanded by
+	// Resolve at every build (the routes change without the policy).
+	targets []gwapiv1.LocalPolicyTargetReferenceWithSectionName
 }
 
 // Builder compiles objects into tables. It remembers each object's last valid
@@ -53,6 +67,15 @@ type compiled struct {
 type Builder struct {
 	current   map[string]compiled // last compile of each object, valid or not
 	lastValid map[string]compiled
+	// Admit, if set, is asked about the entry each object would serve (its
+	// current or last valid spec); an object it refuses serves nothing
+	// (Result.NotGranted). The Kubernetes source sets it to
+	// Ownership.Admit when host ownership is on; files need none.
+	Admit func(obj *v1alpha1.CorsPolicy, e *table.Entry) error
+	// Resolve turns a targetRef into what it covers (scope.go). The
+	// Kubernetes source sets it; without it a targetRefs policy serves
+	// nothing and says so.
+	Resolve Resolver
 }
 
 // NewBuilder returns an empty Builder.
@@ -67,6 +90,7 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 	results := make([]Result, len(objs))
 	entries := make([]table.Entry, 0, len(objs))
 	entryOwner := make([]int, 0, len(objs)) // entries[i] belongs to results[entryOwner[i]]
+	var att map[int]attachedEntry           // entries of targetRefs policies (scope_build.go); nil without
 	for i := range objs {
 		obj := &objs[i]
 		key := obj.Namespace + "/" + obj.Name
@@ -75,7 +99,7 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 		// Generation 0 (objects read from files) has no change counter: recompile.
 		if !ok || obj.Generation == 0 || c.uid != string(obj.UID) || c.generation != obj.Generation {
 			entry, warnings, err := Compile(obj)
-			c = compiled{uid: string(obj.UID), generation: obj.Generation, entry: entry, warnings: warnings, err: err}
+			c = compiled{uid: string(obj.UID), generation: obj.Generation, entry: entry, warnings: warnings, err: err, targets: copyTargets(obj.Spec.TargetRefs)}
 			b.current[key] = c
 			if err == nil {
 				b.lastValid[key] = c
@@ -93,6 +117,15 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 			r.Serving = ServedLastValid
 			entries, entryOwner = append(entries, lv.entry), append(entryOwner, i)
 		}
+		// A targetRefs spec needs no grant (the Gateway decided); which spec
+		// serves, not the current one, says whether this is one.
+		if b.Admit != nil && r.Serving != NotServed && !b.servesTargets(obj, r.Serving, c) {
+			if err := b.Admit(obj, &entries[len(entries)-1]); err != nil {
+				entries, entryOwner = entries[:len(entries)-1], entryOwner[:len(entryOwner)-1]
+				r.Serving, r.NotGranted = NotServed, err
+			}
+		}
+		entries, entryOwner = b.attachServing(obj, &r, i, c, entries, entryOwner, &att)
 		results[i] = r
 	}
 	for key := range b.current {
@@ -105,6 +138,7 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 	t, conflicts := table.New(entries)
 	if len(conflicts) > 0 {
 		reportConflicts(entries, entryOwner, conflicts, results)
+		attributeConflicts(entries, conflicts, att, results)
 	}
 	for i := range results {
 		sort.Strings(results[i].Conflicts)
@@ -130,12 +164,27 @@ func reportConflicts(entries []table.Entry, entryOwner []int, conflicts []table.
 			host = "every host"
 		}
 		r := &results[entryOwner[i]]
+		if c.Winner.Rank != c.Loser.Rank {
+			r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s %s is served by %s, which is attached closer to the route (GEP-713: route rule, route, listener, Gateway, then hosts/pathPrefixes policies)", host, c.Prefix, c.Winner.Key()))
+			continue
+		}
 		r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s %s is served by %s, which is older (or first by namespace/name): give this policy other hosts or path prefixes, or delete one of the two", host, c.Prefix, c.Winner.Key()))
 	}
+	// An object (a targetRefs policy may have several entries) is not served
+	// when every claim of every entry it has lost.
+	lostBy := make(map[int]int, len(lost))
 	for i, n := range lost {
-		e := &entries[i]
-		if n >= max(1, len(e.Hosts))*max(1, len(e.PathPrefixes)) {
-			results[entryOwner[i]].Serving = NotServed
+		lostBy[entryOwner[i]] += n
+	}
+	claims := make(map[int]int, len(lostBy))
+	for i := range entries {
+		if o := entryOwner[i]; lostBy[o] > 0 {
+			claims[o] += max(1, len(entries[i].Hosts)) * max(1, len(entries[i].PathPrefixes))
+		}
+	}
+	for o, n := range lostBy {
+		if n >= claims[o] {
+			results[o].Serving = NotServed
 		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 // *cors.FieldError values, one per problem.
 func Compile(obj *v1alpha1.CorsPolicy) (table.Entry, []cors.Warning, error) {
 	spec := &obj.Spec
-	errs := checkShape(spec)
+	errs := append(checkShape(spec), checkTargetRefs(spec)...)
 	hosts := make([]string, 0, len(spec.Hosts))
 	for i, h := range spec.Hosts {
 		n, err := table.NormalizeHost(h)
@@ -102,6 +102,13 @@ func checkShape(spec *v1alpha1.CorsPolicySpec) []error {
 	default:
 		add("spec.mode", string(spec.Mode), "%q is not a choice: write Enforce (the default) or DryRun (decide and record, change nothing)", spec.Mode)
 	}
+	if cop := spec.CrossOriginProtection; cop != nil {
+		switch cop.Mode {
+		case v1alpha1.CrossOriginProtectionEnforce, v1alpha1.CrossOriginProtectionDryRun:
+		default:
+			add("spec.crossOriginProtection.mode", string(cop.Mode), "%q is not a choice: write Enforce (refuse with 403) or DryRun (record what Enforce would refuse)", cop.Mode)
+		}
+	}
 	return errs
 }
 
@@ -122,6 +129,14 @@ func Config(spec *v1alpha1.CorsPolicySpec) cors.Config {
 	}
 	if spec.Mode == v1alpha1.ModeDryRun {
 		cfg.Mode = cors.ModeDryRun
+	}
+	if cop := spec.CrossOriginProtection; cop != nil {
+		switch cop.Mode {
+		case v1alpha1.CrossOriginProtectionEnforce:
+			cfg.CrossOriginProtection = cors.CrossOriginEnforce
+		case v1alpha1.CrossOriginProtectionDryRun:
+			cfg.CrossOriginProtection = cors.CrossOriginDryRun
+		}
 	}
 	return cfg
 }

@@ -36,6 +36,7 @@ type Policy struct {
 	headers            map[string]struct{}
 
 	privateNetwork bool
+	crossOrigin    CrossOriginMode
 
 	// Prebuilt response header values; "" means the header is not sent.
 	allowMethods     string // configured methods, or "*" (uncredentialed any)
@@ -69,6 +70,7 @@ func Compile(cfg Config) (*Policy, []Warning, error) {
 		unmatched:      cfg.UnmatchedPreflight,
 		credentialed:   cfg.AllowCredentials,
 		privateNetwork: cfg.AllowPrivateNetwork,
+		crossOrigin:    cfg.CrossOriginProtection,
 		exact:          map[string]struct{}{},
 		wildcards:      map[string]struct{}{},
 		methods:        map[string]struct{}{},
@@ -88,6 +90,9 @@ func Compile(cfg Config) (*Policy, []Warning, error) {
 			}
 			p.maxAge = strconv.Itoa(int(v))
 		}
+	}
+	if cfg.CrossOriginProtection != CrossOriginOff && p.anyOrigin {
+		pr.warnf("crossOriginProtection", -1, `allowOrigins is "*", so every origin is trusted and crossOriginProtection refuses nothing: list the origins you trust in allowOrigins, or remove crossOriginProtection`)
 	}
 	if err := pr.err(); err != nil {
 		return nil, pr.warnings, err

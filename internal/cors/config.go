@@ -41,4 +41,7 @@ type Config struct {
 	AllowPrivateNetwork bool
 	UnmatchedPreflight  UnmatchedPreflight
 	Mode                Mode
+	// CrossOriginProtection refuses cross-origin state-changing requests from
+	// untrusted origins (crossorigin.go).
+	CrossOriginProtection CrossOriginMode
 }

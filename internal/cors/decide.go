@@ -22,6 +22,23 @@ func (p *Policy) Decide(r *Request) (d Decision) {
 
 // decide fills d, which must be the zero Decision.
 func (p *Policy) decide(r *Request, d *Decision) {
+	if p.crossOrigin == CrossOriginOff || !p.crossOriginRefused(r) {
+		p.decideCORS(r, d)
+		return
+	}
+	if p.crossOrigin == CrossOriginEnforce {
+		decideCrossOrigin(r, d)
+		return
+	}
+	// DryRun: decide as without the check, then say what Enforce would have
+	// done. A refused request's origin is untrusted, so the CORS decision
+	// carries no CORS headers either way.
+	p.decideCORS(r, d)
+	d.Reason, d.Detail = ReasonCrossOriginDryRun, r.Origin
+}
+
+// decideCORS is the CORS protocol's decision, without cross-origin protection.
+func (p *Policy) decideCORS(r *Request, d *Decision) {
 	if !r.HasOrigin {
 		d.Kind, d.Action, d.Reason = KindNotCORS, ActionContinue, ReasonNotCORS
 		return
@@ -109,7 +126,7 @@ func (p *Policy) decidePreflight(r *Request, d *Decision) {
 func (p *Policy) allowOrigin(s string) (string, Reason) {
 	if s == nullOrigin {
 		// "null" is sent by opaque origins; it matches only a literal "null"
-		// (DESIGN.md), never "*" or a regex.
+		// (docs/design.md#matching-rules), never "*" or a regex.
 		if p.allowNull {
 			return nullOrigin, ReasonAllowed
 		}

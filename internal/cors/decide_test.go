@@ -145,7 +145,7 @@ var decideCases = []decideCase{
 		req: preflight("https://app.example.com", "GET", "Authorization"), kind: cors.KindPreflight, action: cors.ActionRespond, status: 403,
 		reason: cors.ReasonHeaderNotAllowed, detail: "Authorization"},
 
-	// Origins (DESIGN.md "Matching rules").
+	// Origins (docs/design.md#matching-rules).
 	{desc: "origin compared byte for byte: upper case never matches", cfg: credentialedAPI, req: actual("GET", "https://APP.example.com"),
 		kind: cors.KindActual, action: cors.ActionContinue, reason: cors.ReasonOriginMalformed, detail: "https://APP.example.com"},
 	{desc: "scheme must match", cfg: credentialedAPI, req: actual("GET", "http://app.example.com"),

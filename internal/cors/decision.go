@@ -65,6 +65,17 @@ const (
 	ReasonHeaderNotAllowed
 	ReasonHeadersTooLarge
 	ReasonPrivateNetworkNotAllowed
+	// ReasonCrossOriginRefused: cross-origin protection refused a non-safe
+	// request from an untrusted origin (crossorigin.go).
+	ReasonCrossOriginRefused
+	// ReasonCrossOriginDryRun: cross-origin protection in DryRun would have
+	// refused the request; it went through.
+	ReasonCrossOriginDryRun
+	// ReasonPathAmbiguous: the request's path selects different policies
+	// depending on how it is read (raw, or decoded and with dot segments
+	// removed, as an upstream may read it), so no policy grants it
+	// (internal/table's Match, PathAmbiguous).
+	ReasonPathAmbiguous
 )
 
 var reasonStrings = [...]string{
@@ -76,6 +87,9 @@ var reasonStrings = [...]string{
 	ReasonHeaderNotAllowed:         "header not allowed",
 	ReasonHeadersTooLarge:          "access-control-request-headers too large",
 	ReasonPrivateNetworkNotAllowed: "private network access not allowed",
+	ReasonCrossOriginRefused:       "cross-origin request refused",
+	ReasonCrossOriginDryRun:        "cross-origin request (dry run: Enforce would refuse it)",
+	ReasonPathAmbiguous:            "path ambiguous",
 }
 
 func (r Reason) String() string {
@@ -96,6 +110,9 @@ var reasonLabels = [...]string{
 	ReasonHeaderNotAllowed:         "header_not_allowed",
 	ReasonHeadersTooLarge:          "request_headers_too_large",
 	ReasonPrivateNetworkNotAllowed: "private_network_not_allowed",
+	ReasonCrossOriginRefused:       "cross_origin_refused",
+	ReasonCrossOriginDryRun:        "cross_origin_dry_run",
+	ReasonPathAmbiguous:            "path_ambiguous",
 }
 
 // Label is the reason in snake_case, for metric labels and access logs.
@@ -107,7 +124,7 @@ func (r Reason) Label() string {
 }
 
 // NumReasons is the number of reasons, for tables indexed by Reason.
-const NumReasons = int(ReasonPrivateNetworkNotAllowed) + 1
+const NumReasons = int(ReasonPathAmbiguous) + 1
 
 // Header is one response header. Names are lower case, as Envoy carries them.
 type Header struct {
@@ -158,6 +175,10 @@ type Request struct {
 	AccessControlRequestMethod         string
 	AccessControlRequestHeaders        string
 	AccessControlRequestPrivateNetwork string
+	// Host is the request's :authority as received, and SecFetchSite its
+	// Sec-Fetch-Site header: read only by cross-origin protection.
+	Host         string
+	SecFetchSite string
 }
 
 // Decision is the engine's answer for one request. It is a plain value: deciding

@@ -10,10 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -32,15 +35,88 @@ type Object struct {
 // other kinds (a kustomization.yaml beside the policies) are skipped. Objects
 // without a namespace are put in "default", as kubectl would.
 func Load(path string) ([]Object, error) {
+	snap, err := readSnapshot(path)
+	if err != nil {
+		return nil, err
+	}
+	return snap.objects()
+}
+
+// snapshot is the whole set of policy files as read at one moment: the file
+// names (sorted) and their contents.
+type snapshot struct {
+	files []string
+	data  [][]byte
+}
+
+// errChanged says that a file changed while the set was being read: the
+// contents read may mix two versions, so they are not used.
+var errChanged = errors.New("the policy files changed while they were read")
+
+// readSnapshot reads every policy file under path and checks, after reading,
+// that no file was added, removed, resized or rewritten meanwhile (by name,
+// size and modification time). A writer still at work shows up as a change;
+// the caller retries once the files have settled instead of serving a mix of
+// old and new files or a half-written one.
+func readSnapshot(path string) (*snapshot, error) {
+	before, err := fingerprint(path)
+	if err != nil {
+		return nil, err
+	}
+	snap := &snapshot{}
+	for _, f := range before {
+		data, err := os.ReadFile(f.name)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errChanged
+			}
+			return nil, err
+		}
+		snap.files = append(snap.files, f.name)
+		snap.data = append(snap.data, data)
+	}
+	after, err := fingerprint(path)
+	if err != nil || !slices.Equal(before, after) {
+		return nil, errChanged
+	}
+	return snap, nil
+}
+
+// fileStamp identifies one version of a file.
+type fileStamp struct {
+	name    string
+	size    int64
+	modTime time.Time
+}
+
+func fingerprint(path string) ([]fileStamp, error) {
 	files, err := policyFiles(path)
 	if err != nil {
 		return nil, err
 	}
+	stamps := make([]fileStamp, 0, len(files))
+	for _, f := range files {
+		// os.Stat follows symbolic links: a ConfigMap mount's files are links
+		// into a timestamped folder, swapped all at once by the kubelet.
+		st, err := os.Stat(f)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, errChanged
+			}
+			return nil, err
+		}
+		stamps = append(stamps, fileStamp{name: f, size: st.Size(), modTime: st.ModTime()})
+	}
+	return stamps, nil
+}
+
+// objects parses every file of the snapshot.
+func (snap *snapshot) objects() ([]Object, error) {
 	var objs []Object
 	var errs []error
 	where := map[string]string{}
-	for _, f := range files {
-		got, err := loadFile(f)
+	for i, f := range snap.files {
+		got, err := parseFile(f, snap.data[i])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -88,11 +164,7 @@ type typeMeta struct {
 	Kind       string `json:"kind"`
 }
 
-func loadFile(file string) ([]Object, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
+func parseFile(file string, data []byte) ([]Object, error) {
 	var objs []Object
 	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for n := 1; ; n++ {

@@ -2,10 +2,13 @@ package filesource
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -16,14 +19,61 @@ import (
 	"github.com/corsgate/corsgate/internal/table"
 )
 
+// DefaultSettle is how long the policy files must stay unchanged before they
+// are reloaded. Editors and `cat > file` truncate a file and then write it in
+// pieces; a reload in between would serve a half-written file. One second
+// covers writers that pause a few hundred milliseconds between pieces and
+// still picks an edit up quickly. A writer that pauses longer than this in
+// the middle of a file can still be read half-written: write a temporary file
+// and rename it over the old one (as editors, `kubectl cp` into a volume and
+// the kubelet's ConfigMap updates do), which is atomic.
+const DefaultSettle = time.Second
+
 // Source serves the policies of a file or folder into a table.Store.
+//
+// What the source holds is what is served, with three safeguards: a set of
+// files that changes while it is read is read again later, never served as
+// read; a file that does not parse keeps the whole last table; and a source
+// that holds no CorsPolicy at all (a folder emptied, a file deleted or
+// truncated, a ConfigMap mounted at the wrong place) never replaces a table
+// that served policies unless AllowEmpty is set. Deleting a policy file means
+// the same in file and folder mode: its policies are no longer in the source.
+// In folder mode the other files' policies keep serving without them (logged
+// with the names of the policies dropped); in file mode, or when it was the
+// last file, the source is empty and the rule above applies.
 type Source struct {
 	path    string
 	store   *table.Store
 	log     logr.Logger
 	builder *compile.Builder
+	// Settle is how long the files must stay unchanged before a reload.
+	// Zero means DefaultSettle.
+	Settle time.Duration
+	// AllowEmpty lets a source without any CorsPolicy start, and replace a
+	// table that served policies: for a deployment where "no policy" is
+	// intended.
+	AllowEmpty bool
 	// OnReload, if set, is called after every reload attempt with its error.
 	OnReload func(error)
+
+	mu     sync.Mutex
+	status Status
+	// served maps each file to the policies of it that the current table
+	// serves, to name what a deletion dropped.
+	served map[string][]string
+}
+
+// Status is what the source last did, for metrics and readiness.
+type Status struct {
+	// Files and Policies count the policy files and CorsPolicy objects of the
+	// last read that was served.
+	Files, Policies int
+	// Degraded is empty when the table served is what the source holds;
+	// otherwise it says why not (a reload refused, invalid policies keeping
+	// their last valid spec) and what keeps serving.
+	Degraded string
+	// LastReload is when the last reload attempt ended.
+	LastReload time.Time
 }
 
 // New returns a Source for path that swaps tables into store.
@@ -31,14 +81,67 @@ func New(path string, store *table.Store, log logr.Logger) *Source {
 	return &Source{path: path, store: store, log: log, builder: compile.NewBuilder()}
 }
 
+// Status returns what the source last did. It is safe to call at any time.
+func (s *Source) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+func (s *Source) settle() time.Duration {
+	if s.Settle > 0 {
+		return s.Settle
+	}
+	return DefaultSettle
+}
+
+// ErrEmpty is wrapped by Load's error when the source holds no CorsPolicy and
+// AllowEmpty is not set.
+var ErrEmpty = errors.New("no CorsPolicy found")
+
 // Load reads and compiles every policy and swaps in the table. At start-up an
-// error is fatal: it names the file, the object and each field at fault.
-// Later, an invalid object keeps serving its last valid spec, and a file that
-// cannot be read keeps the whole last table: nothing is lost to a broken edit.
+// error is fatal: it names the file, the object and each field at fault, or
+// says that the source holds no policy. Later, an invalid object keeps
+// serving its last valid spec, and files that cannot be read keep the whole
+// last table: nothing is lost to a broken edit.
 func (s *Source) Load() error {
-	objs, err := Load(s.path)
+	err := s.load()
+	s.mu.Lock()
+	s.status.LastReload = time.Now()
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Source) load() error {
+	first := s.store.Load() == nil
+	snap, err := readSnapshot(s.path)
+	if first && errors.Is(err, errChanged) {
+		// At start-up there is no table to keep serving: wait for the writer
+		// to finish, a few times, before giving up.
+		for i := 0; i < 5 && errors.Is(err, errChanged); i++ {
+			time.Sleep(s.settle())
+			snap, err = readSnapshot(s.path)
+		}
+	}
 	if err != nil {
-		return err
+		if errors.Is(err, errChanged) {
+			return err
+		}
+		if !first && errors.Is(err, os.ErrNotExist) {
+			// The watched path itself is gone: the source is empty.
+			return s.empty(nil, fmt.Errorf("--policies %s no longer exists", s.path))
+		}
+		return s.refuse(err)
+	}
+	objs, err := snap.objects()
+	if err != nil {
+		if first {
+			return err
+		}
+		return s.refuse(err)
+	}
+	if len(objs) == 0 {
+		return s.empty(snap, nil)
 	}
 	policies := make([]v1alpha1.CorsPolicy, len(objs))
 	for i := range objs {
@@ -57,20 +160,113 @@ func (s *Source) Load() error {
 			problems = append(problems, fmt.Sprintf("%s: CorsPolicy %s: %s", objs[i].File, r.Key(), compile.Message(r.Err)))
 		}
 	}
-	first := s.store.Load() == nil
 	if len(problems) > 0 && first {
 		return fmt.Errorf("invalid policies:\n  %s", strings.Join(problems, "\n  "))
 	}
+	served := map[string][]string{}
+	for _, o := range objs {
+		served[o.File] = append(served[o.File], o.Policy.Namespace+"/"+o.Policy.Name)
+	}
+	s.logRemoved(served)
 	s.store.Swap(t)
+	degraded := ""
+	if len(problems) > 0 {
+		degraded = fmt.Sprintf("%d invalid policies keep serving their last valid spec (or nothing, if they never had one)", len(problems))
+	}
+	s.setStatus(len(snap.files), len(objs), degraded, served)
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid policies keep serving their last valid spec (or nothing, if they never had one):\n  %s", strings.Join(problems, "\n  "))
 	}
-	s.log.Info("policies loaded", "path", s.path, "policies", t.Len())
+	s.log.Info("policies loaded", "path", s.path, "files", len(snap.files), "policies", t.Len())
 	return nil
 }
 
-// Watch reloads on every change under the path until ctx ends. Changes are
-// coalesced: editors write a file in several steps.
+// empty handles a source without any CorsPolicy: snap is what was read (nil
+// when the path itself is gone), why says so when snap is nil.
+func (s *Source) empty(snap *snapshot, why error) error {
+	files := 0
+	if snap != nil {
+		files = len(snap.files)
+	}
+	if why == nil {
+		why = fmt.Errorf("--policies %s: %w in %d policy files (*.yaml, *.yml or *.json holding documents with kind: CorsPolicy and apiVersion: %s)",
+			s.path, ErrEmpty, files, v1alpha1.GroupVersion)
+	}
+	first := s.store.Load() == nil
+	switch {
+	case s.AllowEmpty:
+		if !first && s.Status().Policies > 0 {
+			s.log.Error(why, "serving NO policy: every policy was removed from the source, and --allow-empty-policies lets an empty source replace them")
+		}
+		s.logRemoved(nil)
+		tbl, _ := s.builder.Build(nil)
+		s.store.Swap(tbl)
+		s.setStatus(files, 0, "", nil)
+		s.log.Info("policies loaded", "path", s.path, "files", files, "policies", 0)
+		return nil
+	case first:
+		return fmt.Errorf("%w; refusing to start with no policy: check that --policies names the folder the policies are mounted in (a ConfigMap mounted at another path leaves this one empty), or pass --allow-empty-policies if serving no policy is intended", why)
+	default:
+		return s.refuse(fmt.Errorf("%w: the source holds no policy now; if that is intended, restart with --allow-empty-policies", why))
+	}
+}
+
+// refuse keeps the table being served and says so in the status.
+func (s *Source) refuse(err error) error {
+	s.mu.Lock()
+	s.status.Degraded = "the last reload was refused, the last good policies keep serving: " + oneLine(err.Error())
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Source) setStatus(files, policies int, degraded string, served map[string][]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.Files, s.status.Policies, s.status.Degraded = files, policies, degraded
+	s.served = served
+}
+
+// logRemoved names the policies the next table no longer serves, by file:
+// removing a file or a policy is an edit like any other, but one that ends
+// CORS answers for someone, so it is said explicitly.
+func (s *Source) logRemoved(next map[string][]string) {
+	s.mu.Lock()
+	prev := s.served
+	s.mu.Unlock()
+	for file, keys := range prev {
+		var gone []string
+		for _, k := range keys {
+			if !slices.Contains(next[file], k) && !servedElsewhere(next, k) {
+				gone = append(gone, k)
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		if _, still := next[file]; !still {
+			s.log.Info("policy file removed: its policies are no longer served", "file", file, "policies", gone)
+		} else {
+			s.log.Info("policies removed from a file are no longer served", "file", file, "policies", gone)
+		}
+	}
+}
+
+func servedElsewhere(next map[string][]string, key string) bool {
+	for _, keys := range next {
+		if slices.Contains(keys, key) {
+			return true
+		}
+	}
+	return false
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// Watch reloads on changes under the path until ctx ends. A reload waits for
+// the files to settle (Settle without any change), so that a file written in
+// several steps is read once, whole.
 func (s *Source) Watch(ctx context.Context) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -86,7 +282,7 @@ func (s *Source) Watch(ctx context.Context) error {
 	if err := w.Add(dir); err != nil {
 		return err
 	}
-	const settle = 100 * time.Millisecond
+	settle := s.settle()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -100,6 +296,12 @@ func (s *Source) Watch(ctx context.Context) error {
 			s.log.Error(err, "watching policy files")
 		case <-timer.C:
 			err := s.Load()
+			if errors.Is(err, errChanged) {
+				// Still being written: try again once it has settled.
+				s.log.V(1).Info("policy files changed while being read; reading them again once they settle")
+				timer.Reset(settle)
+				continue
+			}
 			if err != nil {
 				s.log.Error(err, "reloading policies; the last good policies keep serving")
 			}

@@ -35,8 +35,10 @@ func scaleEntries(b *testing.B, n int) []table.Entry {
 	return entries
 }
 
-// BenchmarkLookupDecide is a whole per-request decision: find the policy,
-// then decide. It should not grow with the number of policies.
+// BenchmarkLookupDecide is a whole per-request decision as the ext_proc
+// server makes it: find the policy (Match, which reads the path as an
+// upstream may), then decide. It should not grow with the number of
+// policies, and a plain path costs one lookup and one scan of the path.
 func BenchmarkLookupDecide(b *testing.B) {
 	for _, n := range []int{1, 100, 10000} {
 		tbl, _ := table.New(scaleEntries(b, n))
@@ -56,11 +58,11 @@ func BenchmarkLookupDecide(b *testing.B) {
 				b.ReportAllocs()
 				req := r.req
 				for b.Loop() {
-					e := tbl.Lookup(r.host, "/v2/admin/users?page=2")
-					if e == nil {
+					m := tbl.Match(r.host, "/v2/admin/users?page=2")
+					if m.Entry == nil || m.Ambiguous {
 						b.Fatal("no policy")
 					}
-					_ = e.Policy.Decide(&req)
+					_ = m.Entry.Policy.Decide(&req)
 				}
 			})
 		}
@@ -74,6 +76,37 @@ func BenchmarkNew(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				table.New(entries)
+			}
+		})
+	}
+}
+
+// BenchmarkMatchPaths is the path lookup alone: Lookup (the raw reading, all
+// there was before paths were read as upstreams read them), Match on a plain
+// path, and Match on paths that must be read several ways (docs/paths.md).
+// None allocates. Paths whose readings agree cost one lookup per reading
+// (2^steps, the worst case); an ambiguous path under an Enforce policy stops
+// at the first reading that disagrees.
+func BenchmarkMatchPaths(b *testing.B) {
+	tbl, _ := table.New(scaleEntries(b, 10000))
+	host := "api5000-0.example.com"
+	for _, c := range []struct{ name, path string }{
+		{"lookup-only", "/v2/admin/users?page=2"},
+		{"plain", "/v2/admin/users?page=2"},
+		{"agreeing-encoded-slash", "/v2/admin/a%2Fb"},
+		// One policy owns /v1 and /v2/admin: every reading agrees.
+		{"agreeing-dot-slash", "/v2/admin/..%2F..%2Fv1/users"},
+		{"ambiguous-dot-slash", "/v2/admin/..%2F..%2Fother"},
+		{"ambiguous-every-construct", "/v2/admin/%2e%2e/a%2Fb/..;x/.//y%5Cz"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if c.name == "lookup-only" {
+					_ = tbl.Lookup(host, c.path)
+					continue
+				}
+				_ = tbl.Match(host, c.path)
 			}
 		})
 	}

@@ -2,7 +2,7 @@
 // (host, path) to the one compiled policy that decides a request, built whole
 // and swapped atomically (Store).
 //
-// Precedence (DESIGN.md "Which policy applies"): an exact host beats a
+// Precedence (docs/design.md#which-policy-applies): an exact host beats a
 // wildcard host (longer suffix first), which beats a policy for every host;
 // then the longest path prefix; then the oldest object; then namespace/name.
 // A lookup costs one map probe per host label and per path segment: it does
@@ -29,7 +29,12 @@ type Entry struct {
 	PathPrefixes []string
 	// Created orders policies that claim the same host and prefix: oldest wins.
 	Created time.Time
-	Policy  *cors.Policy
+	// Rank orders policies that claim the same host and prefix before
+	// Created: the higher wins. It is the attachment level of a Gateway API
+	// targetRefs policy (GEP-713: route rule, route, listener, Gateway;
+	// internal/compile), 0 for a hosts/pathPrefixes policy.
+	Rank   int
+	Policy *cors.Policy
 }
 
 // Key is "namespace/name".
@@ -131,8 +136,12 @@ func New(entries []Entry) (*Table, []Conflict) {
 	for i := range entries {
 		t.entries[i] = &entries[i]
 	}
-	// Oldest first, then namespace/name, so that the first claim is the winner.
+	// Highest rank first, then oldest, then namespace/name, so that the first
+	// claim is the winner.
 	slices.SortStableFunc(t.entries, func(a, b *Entry) int {
+		if c := cmp.Compare(b.Rank, a.Rank); c != 0 {
+			return c
+		}
 		if c := a.Created.Compare(b.Created); c != 0 {
 			return c
 		}
@@ -195,18 +204,27 @@ func (t *Table) Len() int {
 	return len(t.entries)
 }
 
-// Entries returns the entries, oldest first. Do not modify them.
+// Entries returns the entries in precedence order (highest rank, then
+// oldest, then namespace/name). Do not modify them.
 func (t *Table) Entries() []*Entry { return t.entries }
 
 // Lookup returns the entry that decides a request for authority (":authority",
 // a port is ignored, case-insensitive) and path (":path", the query is
-// ignored), or nil when no policy applies (or t is nil: no table yet).
+// ignored), or nil when no policy applies (or t is nil: no table yet). It
+// reads the path as its bytes are: serving uses Match, which also reads it as
+// an upstream may and refuses a path whose readings disagree.
 func (t *Table) Lookup(authority, path string) *Entry {
 	if t == nil {
 		return nil
 	}
 	var buf [maxHostLen]byte
 	host, ok := hostOf(buf[:0], authority)
+	return t.lookupHost(host, ok, path)
+}
+
+// lookupHost is Lookup for a host already lower-cased by hostOf (ok is
+// hostOf's verdict).
+func (t *Table) lookupHost(host []byte, ok bool, path string) *Entry {
 	if !ok {
 		return t.any.lookup(path)
 	}
@@ -238,9 +256,23 @@ func (idx *pathIndex) lookup(path string) *Entry {
 	if idx.empty() {
 		return nil
 	}
-	if i := strings.IndexAny(path, "?#"); i >= 0 {
-		path = path[:i]
+	return idx.lookupPath(cutQuery(path))
+}
+
+// cutQuery returns path without its query and fragment. A loop rather than
+// strings.IndexAny, which builds its character set on every call: this runs
+// for every request.
+func cutQuery(path string) string {
+	for i := 0; i < len(path); i++ {
+		if path[i] == '?' || path[i] == '#' {
+			return path[:i]
+		}
 	}
+	return path
+}
+
+// lookupPath is lookup for a path without query or fragment.
+func (idx *pathIndex) lookupPath(path string) *Entry {
 	for path != "" {
 		path = strings.TrimRight(path, "/")
 		if len(path) <= idx.maxLen {

@@ -51,5 +51,20 @@ func NormalizePathPrefix(p string) (string, error) {
 			return "", fmt.Errorf("%q contains a space or control character: percent-encode it as the request path does", p)
 		}
 	}
+	if len(p) >= maxReadingLen {
+		return "", fmt.Errorf("a path prefix of %d bytes is longer than the %d bytes a request path is read for: shorten it", len(p), maxReadingLen-1)
+	}
+	// A prefix must read the same every way an upstream may read a request
+	// path (path.go): a request spelt as the prefix is would otherwise be
+	// ambiguous, and refused, every time.
+	key := prefixKey(p)
+	if flags := readingsOf(key); flags != 0 {
+		full := string(appendReading(nil, key, flags))
+		if full == "" {
+			full = "/"
+		}
+		return "", fmt.Errorf("%q may be read by an upstream as %q (decoded, with dot segments, parameters "+
+			"and empty segments removed), and a request spelt like it would be refused as path ambiguous: write %q", p, full, full)
+	}
 	return p, nil
 }

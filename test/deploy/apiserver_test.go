@@ -63,10 +63,10 @@ func apiServer(t *testing.T) *rest.Config {
 		}
 		env = &envtest.Environment{
 			BinaryAssetsDirectory: assets,
-			CRDDirectoryPaths: []string{
+			CRDDirectoryPaths: append([]string{
 				repoPath(t, "config", "crd", "bases"),
 				repoPath(t, "test", "deploy", "testdata", "crds"),
-			},
+			}, gatewayAPICRDs(t)...),
 			ErrorIfCRDPathMissing: true,
 		}
 		envCfg, envErr = env.Start()

@@ -41,6 +41,7 @@ var toggles = []toggle{
 		check: func(t *testing.T, r rendered) {
 			wantKinds := []string{
 				"ClusterRole//corsgate",
+				"ClusterRole//corsgate-corshostgrant-viewer",
 				"ClusterRole//corsgate-corspolicy-editor",
 				"ClusterRole//corsgate-corspolicy-viewer",
 				"ClusterRoleBinding//corsgate",
@@ -51,6 +52,8 @@ var toggles = []toggle{
 				"Service/corsgate-system/corsgate",
 				"Service/corsgate-system/corsgate-metrics",
 				"ServiceAccount/corsgate-system/corsgate",
+				"ValidatingAdmissionPolicy//corsgate-host-ownership",
+				"ValidatingAdmissionPolicyBinding//corsgate-host-ownership",
 			}
 			if got := keys(r.objs); !slices.Equal(got, wantKinds) {
 				t.Errorf("objects = %v, want %v", got, wantKinds)

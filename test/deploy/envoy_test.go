@@ -176,6 +176,14 @@ func TestEnvoyBootstrapExample(t *testing.T) {
 	// First, so no authentication filter can reject a preflight before it.
 	clusterName := checkExtProcFilter(t, filters[0])
 
+	// One path from the client to the upstream (docs/paths.md): dot segments
+	// resolved, "//" merged, %2F and %5C redirected to their unescaped form.
+	if !hcm.GetNormalizePath().GetValue() || !hcm.GetMergeSlashes() ||
+		hcm.GetPathWithEscapedSlashesAction() != hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT {
+		t.Errorf("normalize_path = %v, merge_slashes = %v, path_with_escaped_slashes_action = %v; want true, true, UNESCAPE_AND_REDIRECT",
+			hcm.GetNormalizePath().GetValue(), hcm.GetMergeSlashes(), hcm.GetPathWithEscapedSlashesAction())
+	}
+
 	// Per-route switch-off is keyed by the filter's name.
 	for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
 		for _, route := range vh.GetRoutes() {
@@ -310,5 +318,36 @@ func TestIstioEnvoyFilterExample(t *testing.T) {
 	port := chartGRPCPort(t, nil, "corsgate")
 	if want := "outbound|" + strconv.Itoa(int(port)) + "||corsgate." + releaseNamespace + ".svc.cluster.local"; cluster != want {
 		t.Errorf("cluster = %s, want Istio's name for the chart's Service, %s", cluster, want)
+	}
+}
+
+// istioOperator is the part of install.istio.io/v1alpha1 IstioOperator the
+// path normalisation example uses, with Istio's field names.
+type istioOperator struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   objectMeta `json:"metadata"`
+	Spec       struct {
+		MeshConfig struct {
+			PathNormalization struct {
+				Normalization string `json:"normalization"`
+			} `json:"pathNormalization"`
+		} `json:"meshConfig"`
+	} `json:"spec"`
+}
+
+// The mesh normalises paths before any filter runs (docs/paths.md): Istio's
+// default, BASE, leaves "//", %2F and %5C as they are.
+func TestIstioPathNormalizationExample(t *testing.T) {
+	t.Parallel()
+	var op istioOperator
+	if err := yaml.UnmarshalStrict(readExample(t, "istio", "meshconfig.yaml"), &op); err != nil {
+		t.Fatalf("not an IstioOperator as Istio defines it: %v", err)
+	}
+	if op.APIVersion != "install.istio.io/v1alpha1" || op.Kind != "IstioOperator" {
+		t.Errorf("apiVersion/kind = %s/%s", op.APIVersion, op.Kind)
+	}
+	if got := op.Spec.MeshConfig.PathNormalization.Normalization; got != "DECODE_AND_MERGE_SLASHES" {
+		t.Errorf("meshConfig.pathNormalization.normalization = %q, want DECODE_AND_MERGE_SLASHES", got)
 	}
 }

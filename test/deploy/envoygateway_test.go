@@ -128,6 +128,40 @@ type gateway struct {
 	} `json:"spec"`
 }
 
+// egClientTrafficPolicy is the part of ClientTrafficPolicy the path
+// normalisation example uses (api/v1alpha1 clienttrafficpolicy_types.go).
+type egClientTrafficPolicy struct {
+	APIVersion string     `json:"apiVersion"`
+	Kind       string     `json:"kind"`
+	Metadata   objectMeta `json:"metadata"`
+	Spec       struct {
+		TargetRefs []policyTargetRef `json:"targetRefs"`
+		Path       *struct {
+			EscapedSlashesAction *string `json:"escapedSlashesAction,omitempty"`
+			DisableMergeSlashes  *bool   `json:"disableMergeSlashes,omitempty"`
+		} `json:"path,omitempty"`
+	} `json:"spec"`
+}
+
+// The Gateway's listeners normalise paths (docs/paths.md), explicitly.
+func TestEnvoyGatewayPathNormalizationExample(t *testing.T) {
+	t.Parallel()
+	var ctp egClientTrafficPolicy
+	readStrict(t, &ctp, "envoy-gateway", "clienttrafficpolicy.yaml")
+	var gw gateway
+	readStrict(t, &gw, "envoy-gateway", "gateway.yaml")
+	if ctp.APIVersion != "gateway.envoyproxy.io/v1alpha1" || ctp.Kind != "ClientTrafficPolicy" {
+		t.Errorf("apiVersion and kind = %s %s, want gateway.envoyproxy.io/v1alpha1 ClientTrafficPolicy", ctp.APIVersion, ctp.Kind)
+	}
+	if len(ctp.Spec.TargetRefs) != 1 || ctp.Spec.TargetRefs[0] != (policyTargetRef{Group: "gateway.networking.k8s.io", Kind: "Gateway", Name: gw.Metadata.Name}) || ctp.Metadata.Namespace != gw.Metadata.Namespace {
+		t.Errorf("ClientTrafficPolicy %s/%s targets %+v, not the Gateway %s/%s", ctp.Metadata.Namespace, ctp.Metadata.Name, ctp.Spec.TargetRefs, gw.Metadata.Namespace, gw.Metadata.Name)
+	}
+	p := ctp.Spec.Path
+	if p == nil || p.EscapedSlashesAction == nil || *p.EscapedSlashesAction != "UnescapeAndRedirect" || p.DisableMergeSlashes == nil || *p.DisableMergeSlashes {
+		t.Errorf("path = %+v, want escapedSlashesAction UnescapeAndRedirect and disableMergeSlashes false, both written out", p)
+	}
+}
+
 func readStrict(t *testing.T, into any, elem ...string) {
 	t.Helper()
 	if err := yaml.UnmarshalStrict(readExample(t, elem...), into); err != nil {

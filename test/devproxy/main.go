@@ -1,6 +1,6 @@
 // Command devproxy is a stand-in for Envoy for trying corsgate out; not a
 // production proxy. No Envoy binary can run where corsgate is developed, so
-// devproxy puts internal/envoystandin's faithful reproduction of Envoy's
+// devproxy puts test/envoystandin's faithful reproduction of Envoy's
 // ext_proc filter in front of an upstream: browsers talk to devproxy, devproxy
 // asks the corsgate ext_proc server (plaintext h2c gRPC) about every request,
 // exactly as Envoy would, and forwards what is left to the upstream.
@@ -10,8 +10,9 @@
 // OPTIONS with 405 and sets its own wrong "Access-Control-Allow-Origin: *" on
 // GET /v1/legacy — the two mistakes corsgate exists to hide.
 //
-// The filter is configured like the Envoy example in the research notes
-// (§7(a)): allow_mode_override on, message_timeout 500 ms, fail-closed.
+// The filter is configured like examples/envoy/envoy.yaml (see
+// docs/envoy.md#deployment), allow_mode_override on and message_timeout
+// 500 ms, except that it fails closed unless --failure-mode-allow is given.
 //
 //	devproxy --listen 127.0.0.1:8000 --extproc 127.0.0.1:9002
 package main

@@ -1,6 +1,6 @@
 // Package e2e holds corsgate's browser end-to-end suite: headless Chromium
 // makes real cross-origin fetch() calls from pages on https://*.example.test
-// through the Envoy stand-in front proxy (internal/envoystandin), which asks a
+// through the Envoy stand-in front proxy (test/envoystandin), which asks a
 // corsgate binary over real gRPC, to an upstream app that behaves as real apps
 // do. The browser is the judge: every scenario asserts what the page's
 // JavaScript could or could not read, and what reached the upstream.

@@ -31,6 +31,7 @@ var scenarios = []struct {
 	{"maxAge caches the preflight", maxAgeHonoured},
 	{"DryRun changes nothing", dryRun},
 	{"policy changed while the page is open", policyChange},
+	{"cross-site form POST refused by cross-origin protection", crossSiteFormPOST},
 }
 
 // A GET without custom headers is a "simple" request: no preflight (Fetch

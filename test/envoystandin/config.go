@@ -9,8 +9,8 @@ import (
 )
 
 // Version selects the Envoy release whose ext_proc behaviour is reproduced
-// where that behaviour changed (research Appendix A, §9.1 SHOULD "version
-// profile"). The zero value means Latest.
+// where that behaviour changed (docs/envoy.md#version-timeline). The zero
+// value means Latest.
 type Version int
 
 const (
@@ -58,7 +58,7 @@ type Config struct {
 	// the HCM's http_filters. Nil means every field at its default: message
 	// timeout 200 ms, processing mode SEND/SEND/NONE/NONE/SKIP/SKIP,
 	// allow_mode_override false, failure_mode_allow false, status_on_error 500
-	// (research §1.1, §1.6). grpc_service is not read: the Sim's ClientConn is
+	// (docs/envoy.md#processing-modes, docs/envoy.md#errors-timeouts-and-fail-open). grpc_service is not read: the Sim's ClientConn is
 	// the ext_proc cluster; grpc_service.initial_metadata is sent.
 	//
 	// Reproduced: processing_mode, allow_mode_override, allowed_override_modes,
@@ -81,24 +81,24 @@ type Config struct {
 	// GracefulClose models the runtime guard
 	// envoy.reloadable_features.ext_proc_graceful_grpc_close (default false):
 	// half-close and wait up to one second for the server's status instead of
-	// half-close plus reset (research §1.7). The wait happens in the
+	// half-close plus reset (docs/envoy.md#how-a-stream-ends). The wait happens in the
 	// background, as in Envoy it does not delay the HTTP response.
 	GracefulClose bool
 
 	// EnvoyHeaders adds the headers a default HCM and router add around the
 	// filter chain: x-forwarded-proto and x-request-id on the request when
-	// absent (before ext_proc runs, research §5) and
+	// absent (before ext_proc runs, docs/envoy.md#how-request-headers-arrive) and
 	// x-envoy-upstream-service-time on upstream responses. Off by default so
 	// that tests see exactly the headers they sent.
 	EnvoyHeaders bool
 
 	// MaxHeadersCount is the HCM's max_headers_count; zero means Envoy's
 	// default of 100. It bounds the request, mutations and their results
-	// (research §4.1).
+	// (docs/envoy.md#the-order-envoy-applies-a-mutation-in).
 	MaxHeadersCount int
 }
 
-// Envoy defaults (research §1.1, §1.6, §1.7, §4.1).
+// Envoy defaults (docs/envoy.md#processing-modes, docs/envoy.md#errors-timeouts-and-fail-open, docs/envoy.md#how-a-stream-ends, docs/envoy.md#the-order-envoy-applies-a-mutation-in).
 const (
 	defaultMessageTimeout  = 200 * time.Millisecond // config.h DefaultMessageTimeoutMs
 	defaultStatusOnError   = 500
@@ -130,7 +130,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("envoystandin: %s is not reproduced by the stand-in (%s): remove it from Config.Filter", field, why))
 		}
 	}
-	refuse(f.GetObservabilityMode(), "observability_mode", "replies would be ignored, useless for CORS, research §2.2")
+	refuse(f.GetObservabilityMode(), "observability_mode", "replies would be ignored, useless for CORS, docs/envoy.md#observability-mode")
 	refuse(f.GetHttpService() != nil, "http_service", "only the gRPC protocol is modelled")
 	refuse(len(f.GetRequestAttributes()) > 0, "request_attributes", "needs a CEL evaluator")
 	refuse(len(f.GetResponseAttributes()) > 0, "response_attributes", "needs a CEL evaluator")
@@ -200,7 +200,7 @@ func resolve(c Config) (*filterConfig, error) {
 }
 
 // mode returns the configured processing mode; an unset one is all DEFAULT,
-// which processorState reads as SEND/SEND/NONE/NONE/SKIP/SKIP (research §1.1).
+// which processorState reads as SEND/SEND/NONE/NONE/SKIP/SKIP (docs/envoy.md#processing-modes).
 func (fc *filterConfig) mode() *extprocfilterv3.ProcessingMode {
 	if m := fc.proto.GetProcessingMode(); m != nil {
 		return m

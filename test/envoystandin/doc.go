@@ -4,9 +4,9 @@
 // envoy.filters.http.ext_proc filter — with just enough of the HTTP
 // connection manager, the filter manager's local replies and the router
 // around it — against any envoy.service.ext_proc.v3.ExternalProcessor server,
-// over real gRPC. Every behaviour is taken from Envoy's source as summarised
-// in shared/research/envoy-ext-proc.md; comments cite its sections (§) and
-// the numbered harness requirements of its §9.
+// over real gRPC. Every behaviour is taken from Envoy's source as described
+// in docs/envoy.md, whose headings the comments link to; the numbered items
+// below are those of docs/envoy.md#what-the-stand-in-reproduces.
 //
 //	sim := envoystandin.New(conn, envoystandin.Config{Filter: &extprocfilterv3.ExternalProcessor{AllowModeOverride: true}})
 //	res, err := sim.Do(ctx, envoystandin.Request{Method: "OPTIONS", Authority: "api.example.com", Path: "/v1",
@@ -18,47 +18,47 @@
 //
 // # Reproduced
 //
-//   - §9.1: configuration is go-control-plane's ExternalProcessor and
+//   - Configuration is go-control-plane's ExternalProcessor and
 //     ExtProcPerRoute with Envoy's defaults (message_timeout 200 ms,
 //     SEND/SEND/NONE/NONE/SKIP/SKIP, allow_mode_override false,
 //     failure_mode_allow false, status_on_error 500); per-route disabled,
 //     processing_mode (replacing the whole mode) and failure_mode_allow;
 //     a Version switch for the behaviours that changed between 1.33 and 1.37.
-//   - §9.2.1: one gRPC stream per HTTP request, opened lazily when the first
+//   - Item 1: one gRPC stream per HTTP request, opened lazily when the first
 //     message is sent, all streams multiplexed over the one ClientConn given
 //     to New; Do is safe for concurrent use.
-//   - §9.2.2: request_headers as Envoy builds them: lower-case keys,
+//   - Item 2: request_headers as Envoy builds them: lower-case keys,
 //     :authority :path :method :scheme first, host folded into :authority,
 //     connection-specific headers dropped, repeated inline headers (origin,
 //     access-control-request-*, user-agent, x-forwarded-for...) joined with
 //     ",", values in raw_value with value empty, end_of_stream, an empty
 //     non-nil metadata_context, protocol_config on the first message
 //     (>= 1.34), forward_rules; optionally x-forwarded-proto and x-request-id.
-//   - §9.2.3: one message at a time under the message_timeout timer, exactly
+//   - Item 3: one message at a time under the message_timeout timer, exactly
 //     one reply: override_message_timeout (with max_message_timeout),
 //     mode_override gated by allow_mode_override, the body configuration, a
 //     pending headers message and allowed_override_modes, with DEFAULT
 //     meaning "no change" from 1.34; the matching HeadersResponse;
 //     immediate_response at any time unless disable_immediate_response;
 //     anything else spurious: 500 from 1.35 unless fail-open, ignored before.
-//   - §9.2.4: the upstream (canned or a callback that sees the mutated
+//   - Item 4: the upstream (canned or a callback that sees the mutated
 //     request); response_headers with :status first when response headers
 //     are SEND and processing is not complete.
-//   - §9.2.5: stream end by CloseSend plus cancelling the stream (a server
+//   - Item 5: stream end by CloseSend plus cancelling the stream (a server
 //     sees codes.Canceled or io.EOF), at the end of the request or, from
 //     1.37, as soon as no further message can be needed; GracefulClose
 //     half-closes and waits up to 1 s for the server's status instead.
-//   - §9.2.6: a server that returns OK before processing is done: the request
+//   - Item 6: a server that returns OK before processing is done: the request
 //     continues unmodified and the remaining phases are skipped.
-//   - §9.2.7: non-OK status or a stream that cannot start →
+//   - Item 7: non-OK status or a stream that cannot start →
 //     status_on_error with details ext_proc_error_gRPC_error_<code>{<msg>},
 //     or continue when fail-open; timeout → 504
 //     ext_proc_error_per-message_timeout_exceeded, or continue; a rejected
 //     mutation → status_on_error with Envoy's message as details, whatever
 //     failure_mode_allow says.
-//   - §9.2.8: a local reply from an earlier filter (Request.LocalReply)
+//   - Item 8: a local reply from an earlier filter (Request.LocalReply)
 //     opens a fresh stream whose first and only message is response_headers.
-//   - §9.2.9: header mutations exactly as MutationUtils::applyHeaderMutations:
+//   - Item 9: header mutations exactly as MutationUtils::applyHeaderMutations:
 //     remove before set, entries in order, only the deprecated append
 //     BoolValue (default false: overwrite), append_action ignored, addCopy on
 //     inline names (vary, access-control-*) joining with ",", a value-only
@@ -66,13 +66,13 @@
 //     characters an error, the 100-header limit, and the default
 //     HeaderMutationRules (routing and x-envoy-* headers ignored, ":"
 //     headers and host never removed) or the configured ones.
-//   - §9.2.10: local replies as Utility::prepareLocalReply builds them: a
+//   - Item 10: local replies as Utility::prepareLocalReply builds them: a
 //     missing or < 200 status becomes 200, details with whitespace turned
 //     into "_", content-length and content-type removed on an empty body,
 //     text/plain by default otherwise, a trailers-only answer to gRPC
 //     requests, no body for HEAD.
-//   - §9.2.11: counters mirroring Envoy's stats (Sim.Stats).
-//   - §9.2.12: per-route disabled opens no stream; mode_override can be
+//   - Item 11: counters mirroring Envoy's stats (Sim.Stats).
+//   - Item 12: per-route disabled opens no stream; mode_override can be
 //     ignored (allow_mode_override false) so servers must still answer
 //     response_headers.
 //

@@ -66,7 +66,7 @@ func (x *exchange) logf(format string, args ...any) {
 	x.log = append(x.log, fmt.Sprintf(format, args...))
 }
 
-// mergePerRouteConfig applies ExtProcPerRoute (research §2.5): disabled turns
+// mergePerRouteConfig applies ExtProcPerRoute (docs/envoy.md#per-route-configuration): disabled turns
 // every mode off, so no stream is ever opened; overrides.processing_mode
 // replaces the whole mode; overrides.failure_mode_allow and
 // grpc_initial_metadata replace the filter's.
@@ -110,7 +110,7 @@ func (x *exchange) run(req Request, body io.Reader, hasBody bool, up upstreamFun
 
 	var res *response
 	if lr := req.LocalReply; lr != nil {
-		// research §1.8: an earlier filter answered; ext_proc only encodes.
+		// docs/envoy.md#streams-that-start-with-response-headers: an earlier filter answered; ext_proc only encodes.
 		res = x.prepareLocalReply(&localReply{status: lr.Status, extra: lr.Headers, body: lr.Body, details: lr.Details})
 	} else {
 		x.decodeHeaders(reqMap, !hasBody)
@@ -124,7 +124,7 @@ func (x *exchange) run(req Request, body io.Reader, hasBody bool, up upstreamFun
 	if x.reply != nil {
 		// A reply made while the request was held goes through the encoder
 		// filters, ext_proc's own encodeHeaders included, which skips because
-		// processing is complete (research §3.3).
+		// processing is complete (docs/envoy.md#which-filters-still-run).
 		res = x.takeReply()
 	}
 	res = x.encodeHeaders(res)
@@ -169,7 +169,7 @@ func (x *exchange) encodeHeaders(res *response) *response {
 	}
 	if x.reply != nil {
 		// Response headers exist but are not encoded yet: Envoy sends the
-		// reply straight to the codec (sendDirectLocalReply, research §1.6).
+		// reply straight to the codec (sendDirectLocalReply, docs/envoy.md#errors-timeouts-and-fail-open).
 		closeBody(res.body)
 		return x.takeReply()
 	}
@@ -249,7 +249,7 @@ func (x *exchange) events() <-chan event {
 }
 
 // await blocks until p's message is answered, the timer fires, or
-// processing ends (research §9.2 item 3).
+// processing ends (docs/envoy.md#what-the-stand-in-reproduces item 3).
 func (x *exchange) await(p *processorState) {
 	for p.waiting && !x.complete && x.err == nil {
 		select {

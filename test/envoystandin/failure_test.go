@@ -35,7 +35,7 @@ func check(t *testing.T, res *envoystandin.Response, want outcome) {
 
 var continued = outcome{status: 200, details: "via_upstream", upstream: true}
 
-// research §1.5: a reply that does not match what Envoy waits for.
+// docs/envoy.md#spurious-replies: a reply that does not match what Envoy waits for.
 func TestSpuriousReply(t *testing.T) {
 	t.Parallel()
 	failOpen := &extprocfilterv3.ExternalProcessor{FailureModeAllow: true}
@@ -110,7 +110,7 @@ func TestSpuriousReply(t *testing.T) {
 	}
 }
 
-// research §1.5: a second reply to one message is spurious too, even while
+// docs/envoy.md#spurious-replies: a second reply to one message is spurious too, even while
 // the request is upstream.
 func TestSecondReplyIsSpurious(t *testing.T) {
 	t.Parallel()
@@ -131,7 +131,7 @@ func TestSecondReplyIsSpurious(t *testing.T) {
 	}
 }
 
-// research §1.6: message_timeout.
+// docs/envoy.md#errors-timeouts-and-fail-open: message_timeout.
 func TestMessageTimeout(t *testing.T) {
 	t.Parallel()
 	timeout := durationpb.New(50 * time.Millisecond)
@@ -178,7 +178,7 @@ func TestMessageTimeout(t *testing.T) {
 	}
 }
 
-// research §1.6: with no message_timeout configured Envoy's default (200 ms)
+// docs/envoy.md#errors-timeouts-and-fail-open: with no message_timeout configured Envoy's default (200 ms)
 // applies; a server that never answers gets the request a 504.
 func TestDefaultMessageTimeout(t *testing.T) {
 	t.Parallel()
@@ -194,7 +194,7 @@ func TestDefaultMessageTimeout(t *testing.T) {
 	check(t, res, outcome{status: 504, details: "ext_proc_error_per-message_timeout_exceeded"})
 }
 
-// research §1.4: override_message_timeout is honoured only up to
+// docs/envoy.md#which-reply-answers-which-message: override_message_timeout is honoured only up to
 // max_message_timeout (default 0: never).
 func TestOverrideMessageTimeout(t *testing.T) {
 	t.Parallel()
@@ -243,7 +243,7 @@ func TestOverrideMessageTimeout(t *testing.T) {
 	}
 }
 
-// research §1.6, §9.2 item 6: a server that returns OK before Envoy is done
+// docs/envoy.md#errors-timeouts-and-fail-open, docs/envoy.md#what-the-stand-in-reproduces item 6: a server that returns OK before Envoy is done
 // is skipped, fail-closed or not.
 func TestServerClosesOK(t *testing.T) {
 	t.Parallel()
@@ -288,7 +288,7 @@ func TestServerClosesOK(t *testing.T) {
 	}
 }
 
-// research §1.6: an error status from the server.
+// docs/envoy.md#errors-timeouts-and-fail-open: an error status from the server.
 func TestServerError(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -337,7 +337,7 @@ func TestServerError(t *testing.T) {
 	}
 }
 
-// research §1.6: no ext_proc server at all.
+// docs/envoy.md#errors-timeouts-and-fail-open: no ext_proc server at all.
 func TestProcessorUnreachable(t *testing.T) {
 	t.Parallel()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -372,7 +372,7 @@ func TestProcessorUnreachable(t *testing.T) {
 	check(t, res, continued)
 }
 
-// research §4.1: a rejected mutation is a 500 even with failure_mode_allow.
+// docs/envoy.md#the-order-envoy-applies-a-mutation-in: a rejected mutation is a 500 even with failure_mode_allow.
 func TestMutationErrorIgnoresFailOpen(t *testing.T) {
 	t.Parallel()
 	conn, _ := startProcessor(t, answer(func(*extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {

@@ -15,7 +15,7 @@ type Header struct {
 
 // Headers is an ordered header list. Order and repetition are kept: a name
 // may appear several times (set-cookie, or any name Envoy does not store as an
-// inline header, research §4.4).
+// inline header, docs/envoy.md#repeated-and-inline-headers).
 type Headers []Header
 
 // NewHeaders builds a list from name, value pairs:
@@ -84,7 +84,7 @@ func (h Headers) String() string {
 //     ones are inserted after the last pseudo-header;
 //   - addCopy on an inline name that already exists appends to that single
 //     entry with "," and no space (appendToHeader); other names get a second
-//     entry (research §4.4, §5);
+//     entry (docs/envoy.md#repeated-and-inline-headers, docs/envoy.md#how-request-headers-arrive);
 //   - setCopy removes every entry of the name and adds one at the end
 //     (remove + addCopy).
 type headerMap struct {

@@ -3,7 +3,7 @@ package envoystandin
 // Envoy stores some header names in a single "inline" slot. A repeated inline
 // header is folded into one entry joined with "," (no space), both when the
 // codec parses a request or response and when a filter calls addCopy
-// (research §4.4, §5). Which names are inline depends on the Envoy build: the
+// (docs/envoy.md#repeated-and-inline-headers, docs/envoy.md#how-request-headers-arrive). Which names are inline depends on the Envoy build: the
 // built-in lists come from source/common/http/headers.h
 // (INLINE_REQ_HEADERS, INLINE_REQ_RESP_STRING_HEADERS, INLINE_RESP_HEADERS),
 // and filters register more at start-up — the CORS filter registers origin,
@@ -47,7 +47,7 @@ var responseInline = setOf(reqRespInline,
 
 // codecDropped are connection-specific headers that Envoy's HTTP/1 codec and
 // ConnectionManagerUtility::mutateRequestHeaders remove before any HTTP filter
-// runs, so ext_proc never sees them (research §5). "te" survives only as
+// runs, so ext_proc never sees them (docs/envoy.md#how-request-headers-arrive). "te" survives only as
 // "te: trailers" (Utility::sanitizeConnectionHeader).
 var codecDropped = setOf(nil,
 	"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te",

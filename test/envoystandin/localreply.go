@@ -20,7 +20,7 @@ type localReply struct {
 	details    string
 }
 
-// sendImmediateResponse is Filter::sendImmediateResponse (research §3.1):
+// sendImmediateResponse is Filter::sendImmediateResponse (docs/envoy.md#what-envoy-does-with-an-immediate-response):
 // a missing or < 200 status becomes 200, whitespace in details becomes "_",
 // and processing is complete.
 func (x *exchange) sendImmediateResponse(ir *extprocv3.ImmediateResponse) {
@@ -53,7 +53,7 @@ func (x *exchange) takeReply() *response {
 }
 
 // prepareLocalReply is Utility::prepareLocalReply (source/common/http/utility.cc,
-// research §3.2): ":status", then the filter's headers, then the gRPC or
+// docs/envoy.md#how-the-local-reply-is-built): ":status", then the filter's headers, then the gRPC or
 // plain-text body rules; HEAD drops the body.
 func (x *exchange) prepareLocalReply(lr *localReply) *response {
 	m := newHeaderMap(responseInline)
@@ -63,7 +63,7 @@ func (x *exchange) prepareLocalReply(lr *localReply) *response {
 	}
 	if lr.mutation != nil {
 		// The filter's mutation_rules apply; a failure is only logged, and the
-		// entries after the failing one are not applied (research §3.1).
+		// entries after the failing one are not applied (docs/envoy.md#what-envoy-does-with-an-immediate-response).
 		if err := applyHeaderMutation(lr.mutation, m, false, x.fc.checker, x.limits(), &x.sim.stats.rejectedHeaderMutations); err != nil {
 			x.logf("Immediate response mutations failed with %s", err.msg)
 		}
@@ -92,7 +92,7 @@ func (x *exchange) prepareLocalReply(lr *localReply) *response {
 			m.setInline("content-type", "text/plain")
 		}
 	default:
-		// Even when the server set them (research §3.2 step 6).
+		// Even when the server set them (docs/envoy.md#how-the-local-reply-is-built step 6).
 		m.remove("content-length")
 		m.remove("content-type")
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
-// research §3.1, §3.2, §9.2 item 10: an ImmediateResponse to request_headers
+// docs/envoy.md#what-envoy-does-with-an-immediate-response, docs/envoy.md#how-the-local-reply-is-built, docs/envoy.md#what-the-stand-in-reproduces item 10: an ImmediateResponse to request_headers
 // becomes a local reply built by Utility::prepareLocalReply.
 func TestImmediateResponse(t *testing.T) {
 	t.Parallel()
@@ -144,7 +144,7 @@ func TestImmediateResponse(t *testing.T) {
 			if string(res.Body) != tc.wantBody {
 				t.Errorf("body %q, want %q", res.Body, tc.wantBody)
 			}
-			// research §3.1: the stream is closed, no response_headers follows.
+			// docs/envoy.md#what-envoy-does-with-an-immediate-response: the stream is closed, no response_headers follows.
 			rec := proc.next()
 			if len(rec.msgs) != 1 || !isNormalEnd(rec.end) {
 				t.Errorf("server: %d messages, end %v; want request_headers only, then the stream closed", len(rec.msgs), rec.end)
@@ -153,7 +153,7 @@ func TestImmediateResponse(t *testing.T) {
 	}
 }
 
-// research §3.3: an ImmediateResponse to response_headers replaces the
+// docs/envoy.md#which-filters-still-run: an ImmediateResponse to response_headers replaces the
 // upstream response.
 func TestImmediateResponseInResponsePhase(t *testing.T) {
 	t.Parallel()
@@ -177,7 +177,7 @@ func TestImmediateResponseInResponsePhase(t *testing.T) {
 	}
 }
 
-// research §1.8, §9.2 item 8: a local reply from an earlier filter reaches
+// docs/envoy.md#streams-that-start-with-response-headers, docs/envoy.md#what-the-stand-in-reproduces item 8: a local reply from an earlier filter reaches
 // ext_proc as a fresh stream whose first and only message is response_headers.
 func TestLocalReplyFromEarlierFilter(t *testing.T) {
 	t.Parallel()
@@ -217,7 +217,7 @@ func TestLocalReplyFromEarlierFilter(t *testing.T) {
 	}
 }
 
-// research §1.4: an ImmediateResponse sent unsolicited while the request is
+// docs/envoy.md#which-reply-answers-which-message: an ImmediateResponse sent unsolicited while the request is
 // upstream is still honoured.
 func TestImmediateResponseBetweenPhases(t *testing.T) {
 	t.Parallel()

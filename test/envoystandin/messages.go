@@ -28,8 +28,8 @@ func (x *exchange) onEvent(ev event) {
 	}
 }
 
-// onReceiveMessage is Filter::onReceiveMessage (research §1.4, §1.5, §2.1,
-// §9.2 item 3): exactly one reply per message, everything else spurious.
+// onReceiveMessage is Filter::onReceiveMessage (docs/envoy.md#which-reply-answers-which-message, docs/envoy.md#spurious-replies, docs/envoy.md#skipping-the-response-phase,
+// docs/envoy.md#what-the-stand-in-reproduces item 3): exactly one reply per message, everything else spurious.
 func (x *exchange) onReceiveMessage(r *extprocv3.ProcessingResponse) {
 	if x.complete {
 		// "Ignoring stream message received after processing complete".
@@ -58,7 +58,7 @@ func (x *exchange) onReceiveMessage(r *extprocv3.ProcessingResponse) {
 			st = failedPrecondition("unhandled immediate response due to config disabled it")
 			break
 		}
-		// Honoured whenever it arrives, with no state check (research §1.4).
+		// Honoured whenever it arrives, with no state check (docs/envoy.md#which-reply-answers-which-message).
 		x.complete = true
 		x.finishCalls()
 		x.closeStreamMaybeGraceful()
@@ -97,7 +97,7 @@ func (x *exchange) onReceiveMessage(r *extprocv3.ProcessingResponse) {
 }
 
 // applyModeOverride honours mode_override only under the conditions of
-// research §2.1: allow_mode_override, no send_body_without_waiting, no
+// docs/envoy.md#skipping-the-response-phase: allow_mode_override, no send_body_without_waiting, no
 // FULL_DUPLEX_STREAMED body mode configured, a headers message outstanding,
 // and the allow-list.
 func (x *exchange) applyModeOverride(mo *extprocfilterv3.ProcessingMode) {
@@ -158,7 +158,7 @@ func (x *exchange) handleHeadersResponse(p *processorState, hr *extprocv3.Header
 }
 
 // closeIfLastResponse is closeGrpcStreamIfLastRespReceived (Envoy >= 1.37,
-// research §1.7): close as soon as no further message can be needed.
+// docs/envoy.md#how-a-stream-ends): close as soon as no further message can be needed.
 func (x *exchange) closeIfLastResponse(r *extprocv3.ProcessingResponse) {
 	if x.st == nil {
 		return
@@ -176,7 +176,7 @@ func (x *exchange) closeIfLastResponse(r *extprocv3.ProcessingResponse) {
 	}
 }
 
-// onNewTimeout handles override_message_timeout (research §1.4): honoured
+// onNewTimeout handles override_message_timeout (docs/envoy.md#which-reply-answers-which-message): honoured
 // only within [1 ms, max_message_timeout] (max 0 = feature off), once per
 // outstanding message.
 func (x *exchange) onNewTimeout(d *durationpb.Duration) {
@@ -199,7 +199,7 @@ func (x *exchange) onNewTimeout(d *durationpb.Duration) {
 }
 
 // onGrpcClose is Filter::onGrpcClose: the server returned OK. Processing
-// continues without ext_proc, whatever failure_mode_allow says (research §1.6).
+// continues without ext_proc, whatever failure_mode_allow says (docs/envoy.md#errors-timeouts-and-fail-open).
 func (x *exchange) onGrpcClose() {
 	if x.complete {
 		return
@@ -237,7 +237,7 @@ func (x *exchange) onGrpcError(err error) {
 }
 
 // onMessageTimeout is Filter::onMessageTimeout: 504 unless fail-open
-// (research §1.6); status_on_error does not apply.
+// (docs/envoy.md#errors-timeouts-and-fail-open); status_on_error does not apply.
 func (x *exchange) onMessageTimeout() {
 	x.sim.stats.messageTimeouts.Add(1)
 	x.complete = true
@@ -256,7 +256,7 @@ func (x *exchange) onMessageTimeout() {
 
 // handleErrorResponse is Filter::handleErrorResponse: a local reply with
 // status_on_error and the error text as details, whatever failure_mode_allow
-// says (research §1.6).
+// says (docs/envoy.md#errors-timeouts-and-fail-open).
 func (x *exchange) handleErrorResponse(st *envoyError) {
 	x.logf("Sending immediate response: %s", st.msg)
 	x.complete = true

@@ -10,7 +10,7 @@ import (
 	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
-// research §2.1, §9.2 items 3 and 12: mode_override is honoured only when
+// docs/envoy.md#skipping-the-response-phase, docs/envoy.md#what-the-stand-in-reproduces items 3 and 12: mode_override is honoured only when
 // allowed, and DEFAULT fields mean "no change" only from 1.34.
 func TestModeOverride(t *testing.T) {
 	t.Parallel()
@@ -97,7 +97,7 @@ func TestModeOverride(t *testing.T) {
 	}
 }
 
-// research §1.2, §2.5, §9.2 item 12: per-route config.
+// docs/envoy.md#message-sequence, docs/envoy.md#per-route-configuration, docs/envoy.md#what-the-stand-in-reproduces item 12: per-route config.
 func TestPerRoute(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -161,7 +161,7 @@ func TestPerRoute(t *testing.T) {
 	}
 }
 
-// research §1.6: per-route failure_mode_allow overrides the filter's.
+// docs/envoy.md#errors-timeouts-and-fail-open: per-route failure_mode_allow overrides the filter's.
 func TestPerRouteFailureModeAllow(t *testing.T) {
 	t.Parallel()
 	conn, _ := startProcessor(t, func(s *procStream) error {

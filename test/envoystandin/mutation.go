@@ -10,7 +10,7 @@ import (
 
 // envoyError is a non-OK absl::Status inside the filter. Its code decides
 // how Filter::onReceiveMessage reacts (FailedPrecondition: spurious message,
-// research §1.5; anything else: local reply, §1.6) and its message, with
+// docs/envoy.md#spurious-replies; anything else: local reply, docs/envoy.md#errors-timeouts-and-fail-open) and its message, with
 // whitespace replaced by "_", becomes the local reply's details. The messages
 // are Envoy's own, verbatim, so that details match what access logs show.
 type envoyError struct {
@@ -35,11 +35,11 @@ type mutationLimits struct {
 }
 
 // applyHeaderMutation is MutationUtils::applyHeaderMutations
-// (mutation_utils.cc), research §4.1, step for step. It returns an error
+// (mutation_utils.cc), docs/envoy.md#the-order-envoy-applies-a-mutation-in, step for step. It returns an error
 // (Envoy: absl::InvalidArgumentError) whose text becomes the local reply's
 // details; entries applied before the error stay applied, as in Envoy.
 //
-// Semantics worth knowing (research §4.2, §4.4, §9.2 item 9):
+// Semantics worth knowing (docs/envoy.md#append-versus-overwrite, docs/envoy.md#repeated-and-inline-headers, docs/envoy.md#what-the-stand-in-reproduces item 9):
 //   - remove_headers run before set_headers;
 //   - only the deprecated `append` BoolValue is read, default false
 //     (overwrite); append_action and keep_empty_value are ignored;
@@ -88,7 +88,7 @@ func applyHeaderMutation(m *extprocv3.HeaderMutation, h *headerMap, replacing bo
 			return invalidArgument("Invalid character in set_headers mutation.")
 		}
 		key := strings.ToLower(hv.GetKey())
-		//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append field (research §4.2).
+		//lint:ignore SA1019 Envoy's ext_proc reads only the deprecated append field (docs/envoy.md#append-versus-overwrite).
 		appendMode := opt.GetAppend().GetValue() // PROTOBUF_GET_WRAPPED_OR_DEFAULT(sh, append, false)
 		op := opSet
 		if appendMode && h.has(key) {

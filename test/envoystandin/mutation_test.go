@@ -1,4 +1,4 @@
-//lint:file-ignore SA1019 Envoy's ext_proc reads only the deprecated append field (research §4.2): the tests set it as Envoy expects.
+//lint:file-ignore SA1019 Envoy's ext_proc reads only the deprecated append field (docs/envoy.md#append-versus-overwrite): the tests set it as Envoy expects.
 
 package envoystandin_test
 
@@ -17,7 +17,7 @@ import (
 	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
-// research §4, §9.2 item 9: response-phase mutations on an upstream response.
+// docs/envoy.md#header-mutations, docs/envoy.md#what-the-stand-in-reproduces item 9: response-phase mutations on an upstream response.
 func TestResponseHeaderMutation(t *testing.T) {
 	t.Parallel()
 	upstreamHeaders := envoystandin.NewHeaders(
@@ -184,7 +184,7 @@ func TestResponseHeaderMutation(t *testing.T) {
 	}
 }
 
-// research §4.3: request-phase mutations and the routing-header rules.
+// docs/envoy.md#what-the-default-mutation-rules-refuse: request-phase mutations and the routing-header rules.
 func TestRequestHeaderMutation(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -277,7 +277,7 @@ func TestRequestHeaderMutation(t *testing.T) {
 	}
 }
 
-// research §1.4: CONTINUE_AND_REPLACE with a body mutation replaces the body.
+// docs/envoy.md#which-reply-answers-which-message: CONTINUE_AND_REPLACE with a body mutation replaces the body.
 func TestContinueAndReplace(t *testing.T) {
 	t.Parallel()
 	conn, _ := startProcessor(t, answer(func(m *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {

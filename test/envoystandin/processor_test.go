@@ -1,4 +1,4 @@
-//lint:file-ignore SA1019 Envoy's ext_proc reads only the deprecated append field (research §4.2): the tests set it as Envoy expects.
+//lint:file-ignore SA1019 Envoy's ext_proc reads only the deprecated append field (docs/envoy.md#append-versus-overwrite): the tests set it as Envoy expects.
 
 package envoystandin_test
 
@@ -200,7 +200,7 @@ func immediate(ir *extprocv3.ImmediateResponse) *extprocv3.ProcessingResponse {
 }
 
 // set is a set_headers entry with raw_value and an explicit append, as a
-// well-behaved server writes it (research §9.3).
+// well-behaved server writes it (docs/envoy.md#what-the-corsgate-server-does).
 func set(key, value string, appendValue bool) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header: &corev3.HeaderValue{Key: key, RawValue: []byte(value)},
@@ -212,7 +212,7 @@ func sets(opts ...*corev3.HeaderValueOption) *extprocv3.HeaderMutation {
 	return &extprocv3.HeaderMutation{SetHeaders: opts}
 }
 
-// skipResponse is the fully explicit mode_override research §2.1 recommends.
+// skipResponse is the fully explicit mode_override docs/envoy.md#skipping-the-response-phase recommends.
 func skipResponse() *extprocfilterv3.ProcessingMode {
 	return &extprocfilterv3.ProcessingMode{
 		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
@@ -225,7 +225,7 @@ func skipResponse() *extprocfilterv3.ProcessingMode {
 }
 
 // pairs flattens a HeaderMap into name, value pairs, failing the test if a
-// value travelled in `value` instead of `raw_value` (research §5).
+// value travelled in `value` instead of `raw_value` (docs/envoy.md#how-request-headers-arrive).
 func pairs(t *testing.T, hm *corev3.HeaderMap) []string {
 	t.Helper()
 	var out []string
@@ -239,7 +239,7 @@ func pairs(t *testing.T, hm *corev3.HeaderMap) []string {
 }
 
 // isNormalEnd reports whether the server saw the stream end the way Envoy
-// ends it: half-close (io.EOF) or reset (codes.Canceled), research §1.7.
+// ends it: half-close (io.EOF) or reset (codes.Canceled), docs/envoy.md#how-a-stream-ends.
 func isNormalEnd(err error) bool {
 	if errors.Is(err, io.EOF) {
 		return true

@@ -34,7 +34,7 @@ type Proxy struct {
 	client   *http.Client
 
 	// Route picks the per-route ext_proc config for a request; nil or a nil
-	// result means none (research §2.5).
+	// result means none (docs/envoy.md#per-route-configuration).
 	Route func(*http.Request) *extprocfilterv3.ExtProcPerRoute
 	// Log, when set, gets one line per request with its status and
 	// %RESPONSE_CODE_DETAILS%.

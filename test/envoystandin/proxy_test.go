@@ -23,7 +23,7 @@ import (
 	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
-// corsLike is a small CORS processor in the shape research §9.3 recommends:
+// corsLike is a small CORS processor in the shape docs/envoy.md#what-the-corsgate-server-does recommends:
 // preflights answered with an ImmediateResponse, actual requests decorated in
 // the response phase, requests without Origin skip the response phase.
 func corsLike(s *procStream) error {
@@ -219,7 +219,7 @@ func TestProxyStreamsResponses(t *testing.T) {
 	}
 }
 
-// research §1.8: the router's own 503 goes through ext_proc's encode path.
+// docs/envoy.md#streams-that-start-with-response-headers: the router's own 503 goes through ext_proc's encode path.
 func TestProxyUpstreamDown(t *testing.T) {
 	t.Parallel()
 	conn, proc := startProcessor(t, answer(passThrough))

@@ -24,7 +24,7 @@ func badRequest(format string, args ...any) *RequestError {
 }
 
 // buildRequestMap turns a Request into the header map Envoy's HTTP/1 codec
-// and HCM would hand to the filter chain (research §5, §9.2 item 2):
+// and HCM would hand to the filter chain (docs/envoy.md#how-request-headers-arrive, docs/envoy.md#what-the-stand-in-reproduces item 2):
 // pseudo-headers first in the order :authority :path :method :scheme, host
 // folded into :authority, connection-specific headers gone, repeated inline
 // headers (origin, access-control-request-*, user-agent...) joined with ",".
@@ -94,7 +94,7 @@ func (x *exchange) buildRequestMap(req Request) (*headerMap, error) {
 	return m, nil
 }
 
-// buildHeaderRequest is Filter::buildHeaderRequest (research §1.3): every
+// buildHeaderRequest is Filter::buildHeaderRequest (docs/envoy.md#what-a-request-message-carries): every
 // forwarded header with its value in raw_value and value empty, end_of_stream,
 // an empty non-nil metadata_context, protocol_config on the first message.
 func (x *exchange) buildHeaderRequest(p *processorState, m *headerMap, endStream bool) *extprocv3.ProcessingRequest {

@@ -12,7 +12,7 @@ import (
 	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
-// research §5, §9.2 item 2: what request_headers looks like on the wire.
+// docs/envoy.md#how-request-headers-arrive, docs/envoy.md#what-the-stand-in-reproduces item 2: what request_headers looks like on the wire.
 func TestRequestHeadersMessage(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -111,7 +111,7 @@ func TestRequestHeadersMessage(t *testing.T) {
 	}
 }
 
-// research §1.3: protocol_config rides on the first message only, from 1.34.
+// docs/envoy.md#what-a-request-message-carries: protocol_config rides on the first message only, from 1.34.
 func TestProtocolConfigOnFirstMessageOnly(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -145,7 +145,7 @@ func TestProtocolConfigOnFirstMessageOnly(t *testing.T) {
 	}
 }
 
-// research §5: the headers a default HCM adds before any filter.
+// docs/envoy.md#how-request-headers-arrive: the headers a default HCM adds before any filter.
 func TestEnvoyHeaders(t *testing.T) {
 	t.Parallel()
 	conn, proc := startProcessor(t, answer(passThrough))
@@ -171,7 +171,7 @@ func TestEnvoyHeaders(t *testing.T) {
 	}
 }
 
-// research §1.8 and §9.2 item 4: response_headers starts with :status.
+// docs/envoy.md#streams-that-start-with-response-headers and docs/envoy.md#what-the-stand-in-reproduces item 4: response_headers starts with :status.
 func TestResponseHeadersMessage(t *testing.T) {
 	t.Parallel()
 	conn, proc := startProcessor(t, answer(passThrough))

@@ -21,7 +21,7 @@ type upstreamResult struct {
 
 // route is the router: it sends the mutated request upstream while still
 // listening to the stream, since an ImmediateResponse, an error or a clean
-// close can arrive between the two phases (research §1.4).
+// close can arrive between the two phases (docs/envoy.md#which-reply-answers-which-message).
 func (x *exchange) route(reqMap *headerMap, body io.Reader, up upstreamFunc) *response {
 	ureq := upstreamRequest(reqMap)
 	x.upstream = ureq
@@ -49,7 +49,7 @@ func (x *exchange) route(reqMap *headerMap, body io.Reader, up upstreamFunc) *re
 					return nil
 				}
 				// The router's own local reply; it goes through ext_proc's
-				// encodeHeaders like any response (research §1.8).
+				// encodeHeaders like any response (docs/envoy.md#streams-that-start-with-response-headers).
 				x.logf("upstream request failed: %v", res.err)
 				return x.prepareLocalReply(&localReply{
 					status:  503,

@@ -28,7 +28,7 @@ const (
 )
 
 // checker is MutationRules::Checker (mutation_rules.cc), the rules every
-// header mutation and every ImmediateResponse header passes (research §4.3).
+// header mutation and every ImmediateResponse header passes (docs/envoy.md#what-the-default-mutation-rules-refuse).
 // With no rules configured it ignores changes to routing headers (host,
 // :authority, :method, :scheme), to x-envoy-*, appends to ":" headers,
 // removal of ":" headers and host, and values Envoy could not use.

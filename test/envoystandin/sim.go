@@ -14,7 +14,7 @@ import (
 // Sim plays one configured envoy.filters.http.ext_proc filter in front of a
 // simulated (or, through Proxy, a real) upstream. All its requests share one
 // gRPC connection, each on its own stream, as an Envoy worker does
-// (research §6). A Sim is safe for concurrent use.
+// (docs/envoy.md#connections-latency-and-health-checks). A Sim is safe for concurrent use.
 type Sim struct {
 	client extprocv3.ExternalProcessorClient
 	fc     *filterConfig
@@ -43,18 +43,18 @@ type Request struct {
 	Path      string // path with query, default "/"; becomes :path
 	// Headers in arrival order, names in any case. "host" is folded into
 	// :authority; connection-specific headers are dropped; pseudo-headers are
-	// refused (research §5).
+	// refused (docs/envoy.md#how-request-headers-arrive).
 	Headers Headers
 	// Body is the request body; empty means the headers carry end_of_stream.
 	Body []byte
 
 	// Route is the merged per-route ExtProcPerRoute for this request (the
-	// most specific typed_per_filter_config), or nil (research §2.5).
+	// most specific typed_per_filter_config), or nil (docs/envoy.md#per-route-configuration).
 	Route *extprocfilterv3.ExtProcPerRoute
 
 	// LocalReply, when set, is a reply an earlier filter in the chain made
 	// (jwt_authn 401, rbac 403...): ext_proc's decodeHeaders never runs, and
-	// its encodeHeaders sees only this reply (research §1.8).
+	// its encodeHeaders sees only this reply (docs/envoy.md#streams-that-start-with-response-headers).
 	LocalReply *LocalReply
 }
 

@@ -31,7 +31,7 @@ type processorState struct {
 }
 
 // setProcessingMode is {Decoding,Encoding}ProcessorState::setProcessingModeInternal
-// (research §1.1): DEFAULT header mode means SEND, DEFAULT trailer mode means SKIP.
+// (docs/envoy.md#processing-modes): DEFAULT header mode means SEND, DEFAULT trailer mode means SKIP.
 func (p *processorState) setProcessingMode(m *extprocfilterv3.ProcessingMode) {
 	if p.outbound {
 		p.sendHeaders = m.GetResponseHeaderMode() != extprocfilterv3.ProcessingMode_SKIP
@@ -50,7 +50,7 @@ func (p *processorState) noExternalProcess() bool {
 }
 
 // startCall is onStartProcessorCall: the per-message timer starts when the
-// message is sent (research §9.2 item 3).
+// message is sent (docs/envoy.md#what-the-stand-in-reproduces item 3).
 func (p *processorState) startCall(timeout time.Duration) {
 	p.waiting = true
 	p.newTimeoutReceived = false
@@ -96,7 +96,7 @@ func allDisabledMode() *extprocfilterv3.ProcessingMode {
 
 // effectiveModeOverride (Envoy >= 1.34, PR #38254): DEFAULT header and
 // trailer modes in a mode_override keep the configured mode; body modes are
-// always taken literally (research §2.1).
+// always taken literally (docs/envoy.md#skipping-the-response-phase).
 func effectiveModeOverride(target, configured *extprocfilterv3.ProcessingMode) *extprocfilterv3.ProcessingMode {
 	m := proto.Clone(configured).(*extprocfilterv3.ProcessingMode)
 	if v := target.GetRequestHeaderMode(); v != extprocfilterv3.ProcessingMode_DEFAULT {

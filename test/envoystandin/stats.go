@@ -3,7 +3,7 @@ package envoystandin
 import "sync/atomic"
 
 // Stats mirrors the ext_proc filter's counters
-// (http.<stat_prefix>.ext_proc.*, research §9.2 item 11), summed over every
+// (http.<stat_prefix>.ext_proc.*, docs/envoy.md#what-the-stand-in-reproduces item 11), summed over every
 // request a Sim has run. Incremented where Envoy increments them, including
 // Envoy's quirks: an error status from the server counts as streams_failed,
 // not streams_closed; a clean server close counts as streams_closed.

@@ -30,7 +30,7 @@ type stream struct {
 	remoteClosed bool
 }
 
-// openStream starts a stream on the shared connection (research §9.2 item 1).
+// openStream starts a stream on the shared connection (docs/envoy.md#what-the-stand-in-reproduces item 1).
 // The stream's context is detached from the HTTP request's: Envoy decides
 // itself when to close the stream, and a graceful close outlives the request.
 func openStream(ctx context.Context, client extprocv3.ExternalProcessorClient, md metadata.MD) (*stream, error) {
@@ -71,7 +71,7 @@ func (s *stream) send(req *extprocv3.ProcessingRequest) {
 
 // abort is Envoy's default close: half-close (END_STREAM) and then reset the
 // stream (RST_STREAM), so a grpc-go server sees codes.Canceled, or io.EOF if
-// it reads the half-close first (research §1.7, §9.2 item 5).
+// it reads the half-close first (docs/envoy.md#how-a-stream-ends, docs/envoy.md#what-the-stand-in-reproduces item 5).
 func (s *stream) abort() {
 	_ = s.cs.CloseSend()
 	s.cancel()

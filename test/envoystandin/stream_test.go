@@ -15,7 +15,7 @@ import (
 	"github.com/corsgate/corsgate/test/envoystandin"
 )
 
-// research §9.2 item 11: the counters of a plain two-phase request.
+// docs/envoy.md#what-the-stand-in-reproduces item 11: the counters of a plain two-phase request.
 func TestCounters(t *testing.T) {
 	t.Parallel()
 	conn, proc := startProcessor(t, answer(passThrough))
@@ -34,7 +34,7 @@ func TestCounters(t *testing.T) {
 	}
 }
 
-// research §1.7, §9.2 item 5: how the server sees the stream end.
+// docs/envoy.md#how-a-stream-ends, docs/envoy.md#what-the-stand-in-reproduces item 5: how the server sees the stream end.
 func TestStreamEnd(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -62,7 +62,7 @@ func TestStreamEnd(t *testing.T) {
 	}
 }
 
-// research §1.7: Envoy does not stop at a half-close, it resets the stream,
+// docs/envoy.md#how-a-stream-ends: Envoy does not stop at a half-close, it resets the stream,
 // so a server that never reads again still sees its context cancelled.
 func TestStreamEndResetsStream(t *testing.T) {
 	t.Parallel()
@@ -89,7 +89,7 @@ func TestStreamEndResetsStream(t *testing.T) {
 	}
 }
 
-// research §1.7: from 1.37 the stream closes as soon as no more messages can
+// docs/envoy.md#how-a-stream-ends: from 1.37 the stream closes as soon as no more messages can
 // be needed (here: right after a mode_override that skips the response
 // phase, before the upstream is called); before, only when the HTTP request
 // ends.
@@ -157,7 +157,7 @@ func TestStreamCloseOptimisation(t *testing.T) {
 	}
 }
 
-// research §6, §9.2 item 1: many requests at once, one stream each, all on
+// docs/envoy.md#connections-latency-and-health-checks, docs/envoy.md#what-the-stand-in-reproduces item 1: many requests at once, one stream each, all on
 // one HTTP/2 connection, no cross-talk.
 func TestConcurrentRequestsShareOneConnection(t *testing.T) {
 	t.Parallel()
@@ -211,7 +211,7 @@ func TestConcurrentRequestsShareOneConnection(t *testing.T) {
 	}
 }
 
-// research §1.3: grpc_service.initial_metadata and per-route
+// docs/envoy.md#what-a-request-message-carries: grpc_service.initial_metadata and per-route
 // grpc_initial_metadata travel as gRPC metadata.
 func TestInitialMetadata(t *testing.T) {
 	t.Parallel()

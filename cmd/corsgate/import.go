@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/corsgate/corsgate/internal/importer"
+)
+
+func init() { tools["import"] = runImport }
+
+const importUsage = `Usage: corsgate import (-f FILE|DIR|- ... | --from-cluster) [flags]
+
+Converts CORS settings into CorsPolicy objects, one per source object (named
+after it, with a comment naming it), and reports every semantic difference
+on standard error: what the old system did, what corsgate will do, and what
+to write if the old behaviour was intended. Nothing is loosened silently:
+where the source allowed less than corsgate would, or corsgate cannot express
+it, the output is the stricter choice and the warning says so. Every policy
+written passes corsgate lint.
+
+Reads:
+  ingress-nginx   Ingress with nginx.ingress.kubernetes.io/enable-cors and cors-*
+  Istio           VirtualService spec.http[].corsPolicy
+  Gateway API     HTTPRoute rules[].filters[] of type CORS (attached with targetRefs)
+  Envoy Gateway   SecurityPolicy spec.cors (attached with targetRefs)
+Other documents are skipped.
+
+Examples:
+  corsgate import -f ingress.yaml > corsgate-policies.yaml
+  kubectl get ingress -A -o yaml | corsgate import -f - --output-dir policies/
+  corsgate import --from-cluster --context prod --output-dir policies/ 2> import-warnings.txt
+  corsgate import -f manifests/ | corsgate lint -
+
+Exit status: 0 imported (warnings do not change it), 1 an input could not be
+read or an object could not be imported (the reason is on standard error; the
+others are still written), 2 a usage error.
+
+Flags:
+`
+
+func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("corsgate import", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	var (
+		files       multiFlag
+		fromCluster bool
+		outputDir   string
+		namespace   string
+		cluster     clusterFlags
+	)
+	fset.Var(&files, "f", "A manifest file, a folder of them (*.yaml, *.yml, *.json, recursively) or - for standard input; multi-document YAML and List objects are read. Repeat it.")
+	fset.Var(&files, "filename", "Same as -f.")
+	fset.BoolVar(&fromCluster, "from-cluster", false, "Read the objects from the cluster (the kubeconfig's) instead of files.")
+	fset.StringVar(&namespace, "namespace", "", "With --from-cluster: read this namespace only (default: all).")
+	fset.StringVar(&outputDir, "output-dir", "", "Write one file per policy, <namespace>-<name>.yaml, in this folder (created if missing) instead of standard output.")
+	cluster.bind(fset)
+	fset.Usage = func() { fmt.Fprint(stderr, importUsage); fset.PrintDefaults() }
+	pos, err := parseInterleaved(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fset.SetOutput(stdout)
+		fmt.Fprint(stdout, importUsage)
+		fset.PrintDefaults()
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "corsgate import: unexpected argument %q: give inputs with -f; see --help\n", pos[0])
+		return 2
+	}
+	if (len(files) == 0) == !fromCluster {
+		fmt.Fprintln(stderr, "corsgate import: give -f FILE|DIR|- or --from-cluster (one of the two); see --help")
+		return 2
+	}
+
+	var objs []importer.Object
+	failed := false
+	if fromCluster {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		objs, err = clusterObjects(ctx, &cluster, namespace, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "corsgate import:", err)
+			return 1
+		}
+	}
+	for _, f := range files {
+		got, err := readManifests(f, stdin)
+		if err != nil {
+			fmt.Fprintln(stderr, "corsgate import:", err)
+			failed = true
+		}
+		objs = append(objs, got...)
+	}
+
+	res := importer.Import(objs)
+	for _, w := range res.Warnings {
+		fmt.Fprintln(stderr, "warning:", w.String())
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintln(stderr, "error: not imported:", e)
+		failed = true
+	}
+	if outputDir != "" {
+		if err := os.MkdirAll(outputDir, 0o755); err != nil {
+			fmt.Fprintln(stderr, "corsgate import:", err)
+			return 1
+		}
+	}
+	for i, p := range res.Policies {
+		out, err := p.YAML()
+		if err != nil {
+			fmt.Fprintln(stderr, "corsgate import:", err)
+			return 1
+		}
+		if outputDir != "" {
+			file := filepath.Join(outputDir, p.Policy.Namespace+"-"+p.Policy.Name+".yaml")
+			if err := os.WriteFile(file, out, 0o644); err != nil {
+				fmt.Fprintln(stderr, "corsgate import:", err)
+				return 1
+			}
+			continue
+		}
+		if i > 0 {
+			out = append([]byte("---\n"), out...)
+		}
+		if _, err := stdout.Write(out); err != nil {
+			fmt.Fprintln(stderr, "corsgate import:", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "corsgate import: %d polic(ies) written, %d warning(s), %d object(s) not imported, %d document(s) skipped\n",
+		len(res.Policies), len(res.Warnings), len(res.Errors), res.Skipped)
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func readManifests(path string, stdin io.Reader) ([]importer.Object, error) {
+	if path == "-" {
+		return importer.Read(stdin, "-")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return readManifestFile(path)
+	}
+	var objs []importer.Object
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && p != path {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch strings.ToLower(filepath.Ext(p)) {
+		case ".yaml", ".yml", ".json":
+			if !d.IsDir() {
+				got, err := readManifestFile(p)
+				if err != nil {
+					return err
+				}
+				objs = append(objs, got...)
+			}
+		}
+		return nil
+	})
+	return objs, err
+}
+
+func readManifestFile(path string) ([]importer.Object, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return importer.Read(f, path)
+}
+
+// importKinds are the kinds --from-cluster lists.
+var importKinds = []schema.GroupVersionKind{
+	{Group: "networking.k8s.io", Version: "v1", Kind: "IngressList"},
+	{Group: "networking.istio.io", Version: "v1", Kind: "VirtualServiceList"},
+	{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRouteList"},
+	{Group: "gateway.envoyproxy.io", Version: "v1alpha1", Kind: "SecurityPolicyList"},
+}
+
+func clusterObjects(ctx context.Context, c *clusterFlags, namespace string, stderr io.Writer) ([]importer.Object, error) {
+	cl, err := c.client(runtime.NewScheme())
+	if err != nil {
+		return nil, err
+	}
+	var objs []importer.Object
+	for _, gvk := range importKinds {
+		l := &unstructured.UnstructuredList{}
+		l.SetGroupVersionKind(gvk)
+		var opts []client.ListOption
+		if namespace != "" {
+			opts = append(opts, client.InNamespace(namespace))
+		}
+		if err := cl.List(ctx, l, opts...); err != nil {
+			if meta.IsNoMatchError(err) {
+				fmt.Fprintf(stderr, "corsgate import: %s is not served by this cluster: skipped\n", strings.TrimSuffix(gvk.Kind, "List"))
+				continue
+			}
+			return nil, fmt.Errorf("listing %s: %w", strings.TrimSuffix(gvk.Kind, "List"), err)
+		}
+		for i := range l.Items {
+			objs = append(objs, importer.Object{File: "cluster", Doc: l.Items[i].Object})
+		}
+	}
+	return objs, nil
+}

@@ -1,0 +1,59 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const importTestdata = "../../internal/importer/testdata/"
+
+func TestImportCLI(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := runTool(t, "", "import", "-f", importTestdata+"nginx-defaults.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "# Imported by corsgate import from Ingress shop/web") || !strings.Contains(out, "kind: CorsPolicy") {
+		t.Errorf("stdout:\n%s", out)
+	}
+	if !strings.Contains(stderr, "warning: Ingress shop/web: ") || strings.Contains(out, "warning:") {
+		t.Errorf("warnings belong on stderr, naming the source:\nstdout %s\nstderr %s", out, stderr)
+	}
+	// The output passes lint.
+	if lout, _, code := runTool(t, out, "lint", "-"); code != 0 {
+		t.Errorf("imported policies fail lint:\n%s", lout)
+	}
+
+	// An object that cannot be imported: exit 1 with the reason; the others are written.
+	out, stderr, code = runTool(t, "", "import", "-f", importTestdata+"envoygateway-securitypolicy.yaml")
+	if code != 1 || !strings.Contains(stderr, "error: not imported: SecurityPolicy default/cors-grpc") || !strings.Contains(out, "name: cors-example") {
+		t.Errorf("exit %d\nstdout %s\nstderr %s", code, out, stderr)
+	}
+
+	// Standard input, and --output-dir.
+	dir := filepath.Join(t.TempDir(), "policies")
+	in, _ := os.ReadFile(importTestdata + "istio-virtualservice.yaml")
+	_, stderr, code = runTool(t, string(in), "import", "-f", "-", "--output-dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, f := range []string{"prod-ratings-route.yaml", "prod-frontend.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("--output-dir: %v", err)
+		}
+	}
+	if lout, _, code := runTool(t, "", "lint", dir); code != 0 {
+		t.Errorf("imported folder fails lint:\n%s", lout)
+	}
+
+	for _, args := range [][]string{{"import"}, {"import", "-f", "x.yaml", "--from-cluster"}, {"import", "stray"}} {
+		if _, _, code := runTool(t, "", args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if _, _, code := runTool(t, "", "import", "-f", "testdata/missing.yaml"); code != 1 {
+		t.Errorf("a missing input: exit %d, want 1", code)
+	}
+}

@@ -1,0 +1,95 @@
+package extproc
+
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/table"
+)
+
+// This file opens the server's request reading and reply building to
+// `corsgate explain`, so that explain reports what the server does by running
+// the same code, not a copy of it. Nothing here is on the serving path.
+
+// ReadRequest reads a request the way the server reads Envoy's
+// request_headers: headers are lower-case names with their values, the
+// pseudo-headers :method, :authority and :path among them; a repeated CORS
+// header is joined with ",", as Envoy joins inline headers.
+func ReadRequest(headers []cors.Header) (req cors.Request, authority, path string) {
+	authority, path = readRequest(headerValues(headers), &req)
+	return req, authority, path
+}
+
+// Lookup is the request phase's choice of policy and decision for a request
+// read by ReadRequest, as requestHeaders makes them: the table's Match, then
+// the policy's decision, or the ambiguous-path refusal. entry is nil when no
+// policy applies (the edge then changes nothing). It mirrors requestHeaders
+// line for line; the explain-versus-server agreement test
+// (internal/explain) holds the two together.
+func Lookup(t *table.Table, req *cors.Request, authority, path string) (m table.Match, d cors.Decision) {
+	if t == nil {
+		return m, d
+	}
+	m = t.Match(authority, path)
+	if m.Entry == nil {
+		return m, d
+	}
+	if m.Ambiguous {
+		return m, cors.DecidePathAmbiguous(req, pathOnly(path), m.DryRun)
+	}
+	return m, m.Entry.Policy.Decide(req)
+}
+
+// EdgeAnswer is what the edge does with a decision, as the server tells Envoy.
+type EdgeAnswer struct {
+	// Respond: the edge answers with Status and Headers (an immediate
+	// response); the upstream never sees the request.
+	Respond bool
+	Status  int
+	// Details is Envoy's %RESPONSE_CODE_DETAILS% for an immediate response.
+	Details string
+	// Remove are the upstream response's headers the edge removes (before
+	// Set, as Envoy applies a header mutation) when the request went upstream.
+	Remove []string
+	// Headers are the immediate response's headers with Respond, else the
+	// headers set on the upstream's response (overwriting).
+	Headers []cors.Header
+}
+
+// Answer returns what the server makes Envoy do with d: the immediate
+// response for ActionRespond, the response-phase mutation of the upstream
+// response (whose headers are upstream, lower-case names) for ActionContinue,
+// and nothing for ActionPassThrough.
+func Answer(d *cors.Decision, upstream []cors.Header) EdgeAnswer {
+	switch d.Action {
+	case cors.ActionRespond:
+		imm := immediateResponse(d).GetImmediateResponse()
+		a := EdgeAnswer{Respond: true, Status: int(imm.GetStatus().GetCode()), Details: imm.GetDetails()}
+		a.Headers = fromOptions(imm.GetHeaders().GetSetHeaders())
+		return a
+	case cors.ActionContinue:
+		remove, set := responseMutation(d, headerValues(upstream), new(responseHeadersReply))
+		return EdgeAnswer{Remove: append([]string(nil), remove...), Headers: fromOptions(set)}
+	default:
+		return EdgeAnswer{}
+	}
+}
+
+func headerValues(headers []cors.Header) []*corev3.HeaderValue {
+	hv := make([]*corev3.HeaderValue, len(headers))
+	for i, h := range headers {
+		hv[i] = &corev3.HeaderValue{Key: h.Name, RawValue: []byte(h.Value)}
+	}
+	return hv
+}
+
+func fromOptions(opts []*corev3.HeaderValueOption) []cors.Header {
+	if len(opts) == 0 {
+		return nil
+	}
+	out := make([]cors.Header, len(opts))
+	for i, o := range opts {
+		out[i] = cors.Header{Name: o.GetHeader().GetKey(), Value: headerValue(o.GetHeader())}
+	}
+	return out
+}

@@ -1,0 +1,217 @@
+package extproc
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
+)
+
+// Limits bound what the clients of one server can hold: streams, their idle
+// time, and the bytes of their headers and messages. The defaults are far
+// above anything Envoy does; they only stop a client that is not Envoy, or an
+// Envoy gone wrong, from holding memory and goroutines without end.
+type Limits struct {
+	// StreamIdleTimeout ends an ext_proc stream that receives no message for
+	// this long, with DEADLINE_EXCEEDED. Between request_headers and
+	// response_headers Envoy waits for the upstream, so this must exceed the
+	// slowest upstream response (or request upload) behind the gateway.
+	// Zero means DefaultStreamIdleTimeout; negative disables it.
+	StreamIdleTimeout time.Duration
+	// MaxStreamsPerConnection is advertised as HTTP/2
+	// SETTINGS_MAX_CONCURRENT_STREAMS: a client at the limit waits for a
+	// stream to end or opens another connection (Envoy's connection pool
+	// does the latter); nothing is refused. Zero means the default.
+	MaxStreamsPerConnection int
+	// MaxStreams caps the ext_proc streams open at once over all
+	// connections; one beyond it is refused at once with RESOURCE_EXHAUSTED
+	// (Envoy then applies failure_mode_allow). Zero means the default;
+	// negative disables it.
+	MaxStreams int
+	// MaxHeaderListBytes bounds the HTTP/2 header list (the gRPC metadata) of
+	// each stream a client opens. Zero means the default.
+	MaxHeaderListBytes int
+	// MaxMessageBytes bounds one received ext_proc message, which carries the
+	// HTTP request's or response's headers; larger messages are refused by
+	// gRPC before they are decoded. Zero means the default.
+	MaxMessageBytes int
+}
+
+const (
+	// DefaultStreamIdleTimeout is one hour: Envoy's longest message_timeout
+	// (3600 s), and twelve times the HTTP connection manager's default
+	// stream_idle_timeout (5 minutes), after which Envoy resets an HTTP
+	// stream without activity itself. An Envoy sends request_headers as soon
+	// as it opens a stream, so only a stream waiting for a slow upstream, or
+	// one that is not Envoy's, is ever idle that long.
+	DefaultStreamIdleTimeout = time.Hour
+	// DefaultMaxStreamsPerConnection: Envoy opens one connection per worker
+	// thread and more when a connection is full, so this only spreads load.
+	DefaultMaxStreamsPerConnection = 1000
+	// DefaultMaxStreams: concurrent HTTP requests in flight through one
+	// replica; an idle stream costs about 10 KiB (goroutine and transport
+	// buffers), so 50,000 streams hold about 500 MiB.
+	DefaultMaxStreams = 50000
+	// DefaultMaxHeaderListBytes: Envoy's gRPC client sends a few hundred
+	// bytes of metadata (plus grpc_service.initial_metadata); grpc-go's own
+	// default is 16 MiB.
+	DefaultMaxHeaderListBytes = 1 << 20
+	// DefaultMaxMessageBytes is grpc-go's default, 4 MiB: 68 times Envoy's
+	// default max_request_headers_kb (60 KiB). Raise it only for an Envoy
+	// whose max_request_headers_kb or max_response_headers_kb is above
+	// 4000.
+	DefaultMaxMessageBytes = 4 << 20
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.StreamIdleTimeout == 0 {
+		l.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
+	if l.MaxStreamsPerConnection <= 0 {
+		l.MaxStreamsPerConnection = DefaultMaxStreamsPerConnection
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = DefaultMaxStreams
+	}
+	if l.MaxHeaderListBytes <= 0 {
+		l.MaxHeaderListBytes = DefaultMaxHeaderListBytes
+	}
+	if l.MaxMessageBytes <= 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return l
+}
+
+// processMethod is the one method the limits on ext_proc streams apply to;
+// health Watch streams end at shutdown instead (see healthServer).
+var processMethod = "/" + extprocv3.ExternalProcessor_ServiceDesc.ServiceName + "/Process"
+
+// streamLimiter enforces Limits. It is shared by every connection of one
+// grpc.Server.
+type streamLimiter struct {
+	limits Limits
+	active atomic.Int64
+}
+
+// options returns the grpc.ServerOptions that enforce l.
+func (l *streamLimiter) options() []grpc.ServerOption {
+	maxPerConn := uint32(min(l.limits.MaxStreamsPerConnection, math.MaxUint32))
+	opts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(maxPerConn),
+		grpc.MaxHeaderListSize(uint32(min(l.limits.MaxHeaderListBytes, math.MaxUint32))),
+		grpc.MaxRecvMsgSize(l.limits.MaxMessageBytes),
+		grpc.ChainStreamInterceptor(l.intercept),
+	}
+	if l.limits.StreamIdleTimeout > 0 {
+		opts = append(opts, grpc.InTapHandle(l.tap))
+	}
+	return opts
+}
+
+// idleCtx is an ext_proc stream's context with an idle deadline: it ends
+// when its parent does, or when no message arrived for timeout. It must be
+// installed by the tap handle: only the context returned there is the one a
+// blocked Recv waits on. Its Err is context.DeadlineExceeded when it ends for
+// idleness, which grpc-go reports to the client as DEADLINE_EXCEEDED.
+type idleCtx struct {
+	context.Context
+	timeout time.Duration
+	timer   *time.Timer
+	stop    func() bool // unregisters the parent's AfterFunc
+	done    chan struct{}
+	once    sync.Once
+	err     error
+}
+
+func (c *idleCtx) Done() <-chan struct{} { return c.done }
+
+func (c *idleCtx) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+func (c *idleCtx) Value(key any) any {
+	if key == (idleKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+func (c *idleCtx) end(err error) {
+	c.once.Do(func() {
+		c.err = err
+		close(c.done)
+	})
+}
+
+// touch restarts the idle deadline: a message arrived.
+func (c *idleCtx) touch() { c.timer.Reset(c.timeout) }
+
+// release stops the timer and the parent's callback when the stream ends.
+func (c *idleCtx) release() {
+	c.timer.Stop()
+	c.stop()
+}
+
+// idleKey finds a stream's *idleCtx.
+type idleKey struct{}
+
+func (l *streamLimiter) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if info.FullMethodName != processMethod {
+		return ctx, nil
+	}
+	c := &idleCtx{Context: ctx, timeout: l.limits.StreamIdleTimeout, done: make(chan struct{})}
+	c.timer = time.AfterFunc(c.timeout, func() { c.end(context.DeadlineExceeded) })
+	c.stop = context.AfterFunc(ctx, func() {
+		c.timer.Stop()
+		c.end(ctx.Err())
+	})
+	return c, nil
+}
+
+// intercept counts the ext_proc streams open, refuses one beyond
+// MaxStreams, and restarts the idle deadline on every message received.
+func (l *streamLimiter) intercept(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if info.FullMethod != processMethod {
+		return handler(srv, ss)
+	}
+	n := l.active.Add(1)
+	defer l.active.Add(-1)
+	c, _ := ss.Context().Value(idleKey{}).(*idleCtx)
+	if c != nil {
+		defer c.release()
+	}
+	if max := l.limits.MaxStreams; max > 0 && n > int64(max) {
+		return status.Errorf(codes.ResourceExhausted,
+			"extproc: %d ext_proc streams are open, the limit (--grpc-max-streams) is %d; add replicas or raise the limit", n-1, max)
+	}
+	if c == nil {
+		return handler(srv, ss)
+	}
+	return handler(srv, &idleStream{ServerStream: ss, c: c})
+}
+
+// idleStream restarts its stream's idle deadline on every message received.
+type idleStream struct {
+	grpc.ServerStream
+	c *idleCtx
+}
+
+func (s *idleStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.c.touch()
+	}
+	return err
+}

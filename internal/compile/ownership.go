@@ -1,0 +1,348 @@
+package compile
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/corsgate/corsgate/api/v1alpha1"
+	"github.com/corsgate/corsgate/internal/table"
+)
+
+// Host ownership: with many teams writing CorsPolicies for one edge, the
+// longest-prefix rule lets any namespace that claims another team's host win
+// over that team's policy. Ownership closes the hole where the table is built:
+// an object is served only if every (host, path prefix) it claims is covered by
+// a CorsHostGrant that admits its namespace. The Kubernetes source passes
+// Ownership.Admit to Builder.Admit; the file source has one trusted author and
+// no grants, and passes nothing.
+
+// Claim is one (host, path prefix) an object selects. Host "" is every host.
+type Claim struct{ Host, Prefix string }
+
+func (c Claim) String() string {
+	if c.Host == "" {
+		return fmt.Sprintf("every host under %q", c.Prefix)
+	}
+	return fmt.Sprintf("host %q under %q", c.Host, c.Prefix)
+}
+
+// NotGrantedError says which claims of an object no grant to its namespace
+// covers, and what the platform team would create to admit them.
+type NotGrantedError struct {
+	Namespace string
+	// Uncovered lists the claims no grant covers, in the object's order.
+	Uncovered []Claim
+	// Withdrawn is true when the object was admitted by an earlier build, so
+	// a grant that covered it was deleted or narrowed, or the namespace's
+	// labels stopped matching a grant's selector.
+	Withdrawn bool
+}
+
+// maxClaimsNamed bounds the claims a message lists; the rest are counted.
+const maxClaimsNamed = 5
+
+func (e *NotGrantedError) Error() string {
+	var b strings.Builder
+	if e.Withdrawn {
+		b.WriteString("The edge stopped serving this policy: a CorsHostGrant that covered it was deleted or narrowed, or the namespace's labels no longer match its namespaceSelector. ")
+	}
+	named := make([]string, 0, maxClaimsNamed)
+	anyHost := false
+	for _, c := range e.Uncovered {
+		anyHost = anyHost || c.Host == ""
+		if len(named) < maxClaimsNamed {
+			named = append(named, c.String())
+		}
+	}
+	more := ""
+	if n := len(e.Uncovered) - len(named); n > 0 {
+		more = fmt.Sprintf(" (and %d more)", n)
+	}
+	fmt.Fprintf(&b, "No CorsHostGrant lets namespace %q claim %s%s, so the edge serves nothing for this policy. ",
+		e.Namespace, strings.Join(named, ", "), more)
+	if anyHost {
+		fmt.Fprintf(&b, "A policy without hosts selects every host, which only the platform team's own allHosts grant covers: list this policy's hosts in spec.hosts, or, for a platform namespace, a cluster administrator can run: %s",
+			applyCommand(allHostsGrant(e.Namespace)))
+		return b.String()
+	}
+	fmt.Fprintf(&b, "Use hosts granted to this namespace (kubectl get corshostgrants), or ask a cluster administrator to run: %s", applyCommand(e.suggestedGrant()))
+	return b.String()
+}
+
+// grantJSON is the shape of the grant a message suggests; JSON is YAML, so
+// `kubectl apply -f -` reads it as it is.
+type grantJSON struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec v1alpha1.CorsHostGrantSpec `json:"spec"`
+}
+
+func newGrantJSON(name string, spec v1alpha1.CorsHostGrantSpec) grantJSON {
+	g := grantJSON{APIVersion: v1alpha1.GroupVersion.String(), Kind: "CorsHostGrant", Spec: spec}
+	g.Metadata.Name = name
+	return g
+}
+
+func allHostsGrant(ns string) grantJSON {
+	return newGrantJSON(v1alpha1.AllHostsGrantPrefix+"all-hosts", v1alpha1.CorsHostGrantSpec{Namespaces: []string{ns}, AllHosts: true})
+}
+
+// suggestedGrant covers every uncovered claim: their hosts, under their
+// prefixes unless one of them is "/".
+func (e *NotGrantedError) suggestedGrant() grantJSON {
+	var hosts, prefixes []string
+	seenHost, seenPrefix := map[string]bool{}, map[string]bool{}
+	everyPath := false
+	for _, c := range e.Uncovered {
+		if !seenHost[c.Host] {
+			seenHost[c.Host] = true
+			hosts = append(hosts, c.Host)
+		}
+		everyPath = everyPath || c.Prefix == "/"
+		if !seenPrefix[c.Prefix] {
+			seenPrefix[c.Prefix] = true
+			prefixes = append(prefixes, c.Prefix)
+		}
+	}
+	if everyPath {
+		prefixes = nil
+	}
+	name := e.Namespace + "-" + strings.NewReplacer("*.", "wildcard.", "_", "-").Replace(hosts[0])
+	if len(name) > 253 {
+		name = strings.TrimRight(name[:253], ".-")
+	}
+	return newGrantJSON(name, v1alpha1.CorsHostGrantSpec{Namespaces: []string{e.Namespace}, Hosts: hosts, PathPrefixes: prefixes})
+}
+
+// applyCommand is a shell line that creates g.
+func applyCommand(g grantJSON) string {
+	data, err := json.Marshal(g)
+	if err != nil { // a struct of strings always marshals
+		return err.Error()
+	}
+	return "kubectl apply -f - <<< '" + strings.ReplaceAll(string(data), "'", `'\''`) + "'"
+}
+
+// grant is one CorsHostGrant, indexed.
+type grant struct {
+	name     string
+	names    map[string]bool
+	selector labels.Selector // nil: admits by name only
+	prefixes []string        // empty: every path
+	// admits caches the namespace verdict for this build.
+	admits map[string]bool
+	// admitted collects the keys of the objects this grant covers a claim of.
+	admitted []string
+	last     string // the last key appended to admitted, to append once
+}
+
+// Ownership is an index of CorsHostGrants and namespace labels, rebuilt by
+// Reset before each build; Admit checks one object against it. It remembers
+// which objects it admitted, so that a withdrawn policy's status says why.
+// Not safe for concurrent use.
+type Ownership struct {
+	grants   []*grant
+	exact    map[string][]*grant // exact host → grants
+	wildcard map[string][]*grant // "example.com" of "*.example.com" → grants
+	allHosts []*grant
+	nsLabels map[string]labels.Set
+
+	admitted  map[string]bool // admitted in the current build
+	withdrawn map[string]bool // lost admission, until admitted again or gone
+	prev      map[string]bool // admitted in the previous build
+	seen      map[string]bool // checked in the current build
+}
+
+// NewOwnership returns an Ownership with no grants: it admits nothing.
+func NewOwnership() *Ownership {
+	o := &Ownership{withdrawn: map[string]bool{}, prev: map[string]bool{}}
+	o.Reset(nil, nil)
+	return o
+}
+
+// Reset loads the grants and the namespaces' labels (name → labels) for the
+// next build. A grant whose selector cannot be parsed (the CRD's schema
+// prevents it) admits by name only: ambiguous input never grants.
+func (o *Ownership) Reset(grants []v1alpha1.CorsHostGrant, namespaceLabels map[string]map[string]string) {
+	if o.seen != nil {
+		// Forget objects that were not in the last build (deleted).
+		for key := range o.withdrawn {
+			if !o.seen[key] {
+				delete(o.withdrawn, key)
+			}
+		}
+		o.prev = o.admitted
+	}
+	o.admitted, o.seen = map[string]bool{}, map[string]bool{}
+	o.grants = make([]*grant, 0, len(grants))
+	o.exact, o.wildcard, o.allHosts = map[string][]*grant{}, map[string][]*grant{}, nil
+	o.nsLabels = make(map[string]labels.Set, len(namespaceLabels))
+	for ns, l := range namespaceLabels {
+		o.nsLabels[ns] = l
+	}
+	for i := range grants {
+		spec := &grants[i].Spec
+		g := &grant{name: grants[i].Name, names: make(map[string]bool, len(spec.Namespaces)), admits: map[string]bool{}}
+		for _, ns := range spec.Namespaces {
+			g.names[ns] = true
+		}
+		if spec.NamespaceSelector != nil && !spec.AllHosts {
+			if sel, err := metav1.LabelSelectorAsSelector(spec.NamespaceSelector); err == nil && !sel.Empty() {
+				g.selector = sel
+			}
+		}
+		for _, p := range spec.PathPrefixes {
+			if n, err := table.NormalizePathPrefix(p); err == nil {
+				g.prefixes = append(g.prefixes, n)
+			}
+		}
+		o.grants = append(o.grants, g)
+		if len(spec.PathPrefixes) > 0 && len(g.prefixes) == 0 {
+			continue // every prefix invalid: the grant covers nothing
+		}
+		if spec.AllHosts {
+			if strings.HasPrefix(g.name, v1alpha1.AllHostsGrantPrefix) {
+				o.allHosts = append(o.allHosts, g)
+			}
+			continue
+		}
+		for _, h := range spec.Hosts {
+			n, err := table.NormalizeHost(h)
+			if err != nil {
+				continue
+			}
+			if suffix, ok := strings.CutPrefix(n, "*."); ok {
+				o.wildcard[suffix] = append(o.wildcard[suffix], g)
+			} else {
+				o.exact[n] = append(o.exact[n], g)
+			}
+		}
+	}
+}
+
+// Admit returns nil if every claim of e (the entry the builder would serve
+// for obj) is covered by a grant that admits obj's namespace, and a
+// *NotGrantedError otherwise. Policies attached through targetRefs need no
+// grant: the Gateway's listeners decide which namespaces' routes they accept.
+func (o *Ownership) Admit(obj *v1alpha1.CorsPolicy, e *table.Entry) error {
+	key := obj.Namespace + "/" + obj.Name
+	o.seen[key] = true
+	if len(obj.Spec.TargetRefs) > 0 {
+		return nil
+	}
+	hosts, prefixes := e.Hosts, e.PathPrefixes
+	if len(hosts) == 0 {
+		hosts = []string{""}
+	}
+	if len(prefixes) == 0 {
+		prefixes = []string{"/"}
+	}
+	var uncovered []Claim
+	var covering []*grant
+	for _, h := range hosts {
+		for _, p := range prefixes {
+			n := len(covering)
+			covering = o.cover(covering, obj.Namespace, h, p)
+			if len(covering) == n {
+				uncovered = append(uncovered, Claim{Host: h, Prefix: p})
+			}
+		}
+	}
+	if len(uncovered) > 0 {
+		if o.prev[key] {
+			o.withdrawn[key] = true
+		}
+		return &NotGrantedError{Namespace: obj.Namespace, Uncovered: uncovered, Withdrawn: o.withdrawn[key]}
+	}
+	o.admitted[key] = true
+	delete(o.withdrawn, key)
+	for _, g := range covering {
+		if g.last != key {
+			g.last = key
+			g.admitted = append(g.admitted, key)
+		}
+	}
+	return nil
+}
+
+// cover appends to dst the grants that cover (host, prefix) for ns.
+func (o *Ownership) cover(dst []*grant, ns, host, prefix string) []*grant {
+	check := func(gs []*grant) {
+		for _, g := range gs {
+			if g.coversPrefix(prefix) && g.admitsNamespace(ns, o.nsLabels) {
+				dst = append(dst, g)
+			}
+		}
+	}
+	check(o.allHosts)
+	if host == "" {
+		return dst
+	}
+	name, wild := strings.CutPrefix(host, "*.")
+	if wild {
+		// "*.eu.example.com" is covered by "*.eu.example.com" and by a
+		// wildcard on any parent; never by an exact grant.
+		check(o.wildcard[name])
+	} else {
+		check(o.exact[name])
+	}
+	// A wildcard grant covers strict subdomains only (the CorsPolicy host
+	// syntax): "*.example.com" covers "a.example.com", not "example.com".
+	for i := strings.IndexByte(name, '.'); i >= 0; i = strings.IndexByte(name, '.') {
+		name = name[i+1:]
+		check(o.wildcard[name])
+	}
+	return dst
+}
+
+func (g *grant) coversPrefix(p string) bool {
+	if len(g.prefixes) == 0 {
+		return true
+	}
+	for _, gp := range g.prefixes {
+		// Segment by segment, as the table matches: "/blog" covers "/blog"
+		// and "/blog/admin", not "/blogs"; "/blog/" covers "/blog/x" but not
+		// "/blog", which selects more than it does.
+		if gp == "/" || p == gp || strings.HasPrefix(p, gp) && (strings.HasSuffix(gp, "/") || p[len(gp)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *grant) admitsNamespace(ns string, nsLabels map[string]labels.Set) bool {
+	if g.names[ns] {
+		return true
+	}
+	if g.selector == nil {
+		return false
+	}
+	ok, cached := g.admits[ns]
+	if !cached {
+		l, exists := nsLabels[ns]
+		ok = exists && g.selector.Matches(l)
+		g.admits[ns] = ok
+	}
+	return ok
+}
+
+// Admitted returns, for every grant of the last Reset, the keys
+// ("namespace/name") of the objects it covered a claim of in the build since,
+// sorted.
+func (o *Ownership) Admitted() map[string][]string {
+	m := make(map[string][]string, len(o.grants))
+	for _, g := range o.grants {
+		keys := append([]string(nil), g.admitted...)
+		sort.Strings(keys)
+		m[g.name] = keys
+	}
+	return m
+}

@@ -1,0 +1,502 @@
+// Package explain answers "why was this request blocked?" for one request:
+// which policy decides it and which others matched and lost, what the engine
+// decided, the exact status and headers the edge produces, what a browser
+// reports, and the smallest policy change that would allow it.
+//
+// It runs the server's own code for every step that the server takes: the
+// compile path (internal/compile), the table lookup (internal/table), the
+// request reading and the reply building (extproc.ReadRequest,
+// extproc.Answer). Only the browser's side is modelled here, after the Fetch
+// standard.
+package explain
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/corsgate/corsgate/api/v1alpha1"
+	"github.com/corsgate/corsgate/extproc"
+	"github.com/corsgate/corsgate/internal/compile"
+	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/filesource"
+	"github.com/corsgate/corsgate/internal/table"
+)
+
+// Request is one HTTP request, given the way curl takes it.
+type Request struct {
+	// Method defaults to GET.
+	Method string
+	// URL gives the host (":authority") and the path and query (":path").
+	URL string
+	// Headers are "Name: value" lines, as curl's -H. A Host header replaces
+	// the URL's host, as it does for curl and for Envoy.
+	Headers []string
+	// Credentials says the browser sends cookies (fetch's credentials:
+	// "include"): it changes what the browser accepts, not what the edge does.
+	Credentials bool
+	// Upstream are the upstream's response headers, "Name: value", for a
+	// request that reaches it; none when empty.
+	Upstream []string
+
+	noFix bool // set inside the fix search, which must not recurse
+}
+
+// Result is the explanation. Its JSON form is explain's -o json output.
+type Result struct {
+	Request RequestInfo `json:"request"`
+	// Policy is the deciding policy, namespace/name; nil when none applies.
+	Policy *string `json:"policy"`
+	// Source is the file the policy came from, when read from files.
+	Source string `json:"source,omitempty"`
+	// Claim is the deciding policy's host and path prefix that matched.
+	Claim *Claim `json:"claim,omitempty"`
+	// Losers are the other policies that match the request, best first.
+	Losers []Loser `json:"losers,omitempty"`
+	// Invalid are the policies that did not compile, or that host ownership
+	// does not admit: they decide nothing.
+	Invalid []Invalid `json:"invalid,omitempty"`
+	// Ambiguous: the path selects different policies depending on how it is
+	// read (raw, or decoded as an upstream may read it), so no policy grants
+	// the request; Policy names the one the normalised reading selects.
+	Ambiguous bool `json:"ambiguous,omitempty"`
+	// Warnings are the deciding policy's risky-but-legal settings.
+	Warnings []string `json:"warnings,omitempty"`
+
+	Kind    string `json:"kind"`
+	Outcome string `json:"outcome"`
+	// Reason is the engine's reason label (allowed, origin_not_allowed...).
+	Reason string `json:"reason"`
+	// Detail names the offending value of a denial.
+	Detail string `json:"detail,omitempty"`
+	// Upstream says whether the request reaches the upstream.
+	Upstream bool `json:"upstream"`
+	// Status is the edge's answer when it answers itself (0 otherwise).
+	Status int `json:"status,omitempty"`
+	// Details is Envoy's %RESPONSE_CODE_DETAILS% for an answer at the edge.
+	Details string `json:"details,omitempty"`
+	// Headers are the headers the edge answers with, or sets on the
+	// upstream's response. Names are lower case.
+	Headers map[string]string `json:"headers"`
+	// Remove are the upstream response headers the edge removes.
+	Remove []string `json:"remove,omitempty"`
+	// Response is the CORS view (access-control-* and vary) of the response
+	// the browser receives when the request went upstream: the upstream's
+	// headers (Request.Upstream) after the edge's change.
+	Response map[string]string `json:"response,omitempty"`
+
+	// Enforce is what an enforcing policy would do, when the edge forwards
+	// the request instead (a DryRun policy, or a denied preflight under
+	// unmatchedPreflight: Forward).
+	Enforce *Enforce `json:"enforce,omitempty"`
+
+	// Browser is what the browser makes of the response.
+	Browser Browser `json:"browser"`
+	// Fix is the smallest policy change that would let the browser through.
+	Fix *Fix `json:"fix,omitempty"`
+
+	headerOrder []cors.Header // Headers, in the order the edge sends them
+	decision    cors.Decision
+}
+
+// RequestInfo is the request as explain read it.
+type RequestInfo struct {
+	Method      string `json:"method"`
+	Authority   string `json:"authority"`
+	Path        string `json:"path"`
+	Origin      string `json:"origin,omitempty"`
+	Credentials bool   `json:"credentials"`
+}
+
+// Claim is a host pattern ("" for every host) and a path prefix.
+type Claim struct {
+	Host       string `json:"host"`
+	PathPrefix string `json:"pathPrefix"`
+}
+
+// Loser is a policy that matches the request and does not decide it.
+type Loser struct {
+	Policy string `json:"policy"`
+	Source string `json:"source,omitempty"`
+	Claim  Claim  `json:"claim"`
+	Why    string `json:"why"`
+}
+
+// Invalid is a policy that did not compile.
+type Invalid struct {
+	Policy string `json:"policy"`
+	Source string `json:"source,omitempty"`
+	Error  string `json:"error"`
+}
+
+// Enforce is the decision an enforcing policy would carry out.
+type Enforce struct {
+	Outcome string            `json:"outcome"`
+	Status  int               `json:"status,omitempty"`
+	Headers map[string]string `json:"headers"`
+}
+
+// Explain explains req under the policies, compiled as the server compiles
+// them. A request it cannot read (no URL, a header without a colon) is an
+// error; invalid policies are not: they are reported in Result.Invalid, as
+// they decide nothing.
+func Explain(policies []filesource.Object, req Request) (*Result, error) {
+	return ExplainWith(policies, req, Options{})
+}
+
+// Options are the cluster's parts of the compile path, set as the
+// Kubernetes source sets them on its compile.Builder; files need none.
+type Options struct {
+	// Resolve turns targetRefs into hosts and paths (Builder.Resolve).
+	Resolve compile.Resolver
+	// Admit is host ownership (Builder.Admit): nil when it is off.
+	Admit func(*v1alpha1.CorsPolicy, *table.Entry) error
+}
+
+// ExplainWith is Explain with the cluster's parts of the compile path.
+func ExplainWith(policies []filesource.Object, req Request, opts Options) (*Result, error) {
+	objs := make([]v1alpha1.CorsPolicy, len(policies))
+	for i := range policies {
+		objs[i] = policies[i].Policy
+	}
+	b := compile.NewBuilder()
+	b.Resolve, b.Admit = opts.Resolve, opts.Admit
+	t, results := b.Build(objs)
+	sources := make(map[string]string, len(policies))
+	for _, p := range policies {
+		sources[p.Policy.Namespace+"/"+p.Policy.Name] = p.File
+	}
+	res, err := explainTable(t, sources, req)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range results {
+		if r.Err != nil {
+			res.Invalid = append(res.Invalid, Invalid{Policy: r.Key(), Source: policies[i].File, Error: compile.Message(r.Err)})
+		}
+		if r.NotGranted != nil {
+			res.Invalid = append(res.Invalid, Invalid{Policy: r.Key(), Source: policies[i].File, Error: "not served, no CorsHostGrant admits it: " + r.NotGranted.Error()})
+		}
+		if res.Policy != nil && r.Key() == *res.Policy {
+			for _, w := range r.Warnings {
+				res.Warnings = append(res.Warnings, w.String())
+			}
+		}
+	}
+	if !req.noFix && !res.Browser.Allowed && !res.Browser.NotCORS {
+		res.Fix = findFix(policies, req, res, opts)
+	}
+	return res, nil
+}
+
+// parsed is a Request read into what the server sees.
+type parsed struct {
+	headers   []cors.Header // as Envoy sends them: pseudo-headers first
+	upstream  []cors.Header
+	url       string
+	authority string
+	path      string
+}
+
+func parse(req Request) (parsed, error) {
+	var p parsed
+	if req.URL == "" {
+		return p, errors.New("no URL: give the request's URL, such as https://api.example.com/v1/orders")
+	}
+	u, err := url.Parse(req.URL)
+	if err != nil {
+		return p, fmt.Errorf("URL %q: %w", req.URL, err)
+	}
+	if u.Host == "" {
+		return p, fmt.Errorf("URL %q has no host: write it whole, such as https://api.example.com/v1/orders", req.URL)
+	}
+	method := req.Method
+	if method == "" {
+		method = "GET"
+	}
+	p.url = req.URL
+	p.authority, p.path = u.Host, u.RequestURI()
+	var rest []cors.Header
+	for _, line := range req.Headers {
+		h, err := parseHeader(line)
+		if err != nil {
+			return p, err
+		}
+		if h.Name == "host" {
+			p.authority = h.Value // Envoy folds Host into :authority
+			continue
+		}
+		rest = append(rest, h)
+	}
+	p.headers = append([]cors.Header{{Name: ":authority", Value: p.authority}, {Name: ":path", Value: p.path}, {Name: ":method", Value: method}}, rest...)
+	for _, line := range req.Upstream {
+		h, err := parseHeader(line)
+		if err != nil {
+			return p, fmt.Errorf("upstream header: %w", err)
+		}
+		p.upstream = append(p.upstream, h)
+	}
+	return p, nil
+}
+
+func parseHeader(line string) (cors.Header, error) {
+	name, value, ok := strings.Cut(line, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t") {
+		return cors.Header{}, fmt.Errorf("header %q: write it as 'Name: value', such as 'Origin: https://app.example.com'", line)
+	}
+	return cors.Header{Name: strings.ToLower(name), Value: strings.Trim(value, " \t")}, nil
+}
+
+// explainTable explains req under a built table.
+func explainTable(t *table.Table, sources map[string]string, req Request) (*Result, error) {
+	p, err := parse(req)
+	if err != nil {
+		return nil, err
+	}
+	creq, authority, path := extproc.ReadRequest(p.headers)
+	res := &Result{
+		Request: RequestInfo{Method: creq.Method, Authority: authority, Path: path, Origin: creq.Origin, Credentials: req.Credentials},
+		Headers: map[string]string{},
+	}
+	m, d := extproc.Lookup(t, &creq, authority, path)
+	entry := m.Entry
+	res.Ambiguous = m.Ambiguous
+	res.Losers = losers(t, entry, authority, path, sources)
+	if entry == nil {
+		res.Outcome, res.Upstream = cors.OutcomeNoPolicy.String(), true
+		res.Kind = kindOf(&creq).String()
+		res.Reason = "no_policy"
+		res.Response = corsView(p.upstream)
+		res.Browser = browserVerdict(&creq, req.Credentials, p.url, false, 0, p.upstream)
+		return res, nil
+	}
+	key := entry.Key()
+	res.Policy, res.Source = &key, sources[key]
+	c := bestClaim(entry, authority, path)
+	res.Claim = &c
+
+	res.decision = d
+	res.Kind, res.Reason, res.Detail = d.Kind.String(), d.Reason.Label(), d.Detail
+	res.Outcome = cors.OutcomeOf(&d).String()
+	a := extproc.Answer(&d, p.upstream)
+	res.Status, res.Details, res.Remove = a.Status, a.Details, a.Remove
+	res.headerOrder = a.Headers
+	for _, h := range a.Headers {
+		res.Headers[h.Name] = h.Value
+	}
+	res.Upstream = !a.Respond
+	if a.Respond {
+		res.Browser = browserVerdict(&creq, req.Credentials, p.url, true, a.Status, a.Headers)
+	} else {
+		final := apply(p.upstream, a)
+		res.Response = corsView(final)
+		res.Browser = browserVerdict(&creq, req.Credentials, p.url, false, 0, final)
+		if d.Kind == cors.KindPreflight {
+			// A forwarded preflight is answered by the upstream, which
+			// explain does not see: say so rather than guess.
+			res.Browser.Note = "the upstream answers this preflight; the browser's verdict depends on that answer (give it with --upstream-header to judge it)"
+			if len(p.upstream) == 0 {
+				res.Browser.Allowed, res.Browser.Chrome, res.Browser.Firefox = false, "", ""
+				res.Browser.Unknown = true
+			}
+		}
+	}
+	if cors.EnforceOutcomeOf(&d) != cors.OutcomeOf(&d) {
+		ed := d
+		ed.Action = d.EnforceAction
+		if !d.DryRun { // a denied preflight forwarded: Enforce means Reject
+			ed.Action, ed.Status = cors.ActionRespond, 403
+		}
+		ea := extproc.Answer(&ed, p.upstream)
+		e := &Enforce{Outcome: cors.EnforceOutcomeOf(&d).String(), Status: ea.Status, Headers: map[string]string{}}
+		if !d.DryRun {
+			e.Outcome = cors.OutcomePreflightRejected.String()
+		}
+		for _, h := range ea.Headers {
+			e.Headers[h.Name] = h.Value
+		}
+		res.Enforce = e
+	}
+	return res, nil
+}
+
+func kindOf(r *cors.Request) cors.Kind {
+	switch {
+	case !r.HasOrigin:
+		return cors.KindNotCORS
+	case r.Method == "OPTIONS" && r.AccessControlRequestMethod != "":
+		return cors.KindPreflight
+	default:
+		return cors.KindActual
+	}
+}
+
+// apply is Envoy's header mutation on the upstream's response: removals
+// first, then each set replaces every earlier value.
+func apply(upstream []cors.Header, a extproc.EdgeAnswer) []cors.Header {
+	var out []cors.Header
+	for _, h := range upstream {
+		if !slices.Contains(a.Remove, h.Name) && !slices.ContainsFunc(a.Headers, func(s cors.Header) bool { return s.Name == h.Name }) {
+			out = append(out, h)
+		}
+	}
+	return append(out, a.Headers...)
+}
+
+// corsView is the part of a response CORS is about: access-control-* and
+// vary, one value per name (joined with ", " when repeated, as a browser
+// reads them).
+func corsView(hs []cors.Header) map[string]string {
+	var m map[string]string
+	for _, h := range hs {
+		if strings.HasPrefix(h.Name, cors.PrefixAccessControl) || h.Name == cors.HeaderVary {
+			if m == nil {
+				m = map[string]string{}
+			}
+			if prev, ok := m[h.Name]; ok {
+				m[h.Name] = prev + ", " + h.Value
+				continue
+			}
+			m[h.Name] = h.Value
+		}
+	}
+	return m
+}
+
+// A rank orders the claims that match one request as the table does: an
+// exact host, then wildcards by suffix length, then every host; then the
+// longest path prefix; then the oldest policy; then namespace/name.
+type rank struct {
+	hostClass int // 0 exact, 1 wildcard, 2 every host
+	suffixLen int
+	prefixLen int
+}
+
+func claimRank(c Claim) rank {
+	r := rank{prefixLen: len(strings.TrimRight(c.PathPrefix, "/"))}
+	switch {
+	case c.Host == "":
+		r.hostClass = 2
+	case strings.HasPrefix(c.Host, "*."):
+		r.hostClass, r.suffixLen = 1, len(c.Host)-2
+	}
+	return r
+}
+
+func compareRank(a, b rank) int {
+	if c := cmp.Compare(a.hostClass, b.hostClass); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.suffixLen, a.suffixLen); c != 0 {
+		return c
+	}
+	return cmp.Compare(b.prefixLen, a.prefixLen)
+}
+
+// matches reports whether the claim covers the request, asking a one-claim
+// table: the server's own matching, not a copy of it.
+func matches(e *table.Entry, c Claim, authority, path string) bool {
+	one := table.Entry{Namespace: e.Namespace, Name: e.Name, PathPrefixes: []string{c.PathPrefix}, Policy: e.Policy}
+	if c.Host != "" {
+		one.Hosts = []string{c.Host}
+	}
+	t, _ := table.New([]table.Entry{one})
+	return t.Lookup(authority, path) != nil
+}
+
+// bestClaim is the entry's best claim that covers the request.
+func bestClaim(e *table.Entry, authority, path string) Claim {
+	hosts, prefixes := e.Hosts, e.PathPrefixes
+	if len(hosts) == 0 {
+		hosts = []string{""}
+	}
+	if len(prefixes) == 0 {
+		prefixes = []string{"/"}
+	}
+	var best *Claim
+	for _, h := range hosts {
+		for _, p := range prefixes {
+			c := Claim{Host: h, PathPrefix: p}
+			if matches(e, c, authority, path) && (best == nil || compareRank(claimRank(c), claimRank(*best)) < 0) {
+				best = &c
+			}
+		}
+	}
+	if best == nil {
+		return Claim{}
+	}
+	return *best
+}
+
+// losers lists the policies, other than the winner, that cover the request,
+// best first, each with why it lost.
+func losers(t *table.Table, winner *table.Entry, authority, path string, sources map[string]string) []Loser {
+	type cand struct {
+		e *table.Entry
+		c Claim
+	}
+	var cands []cand
+	for _, e := range t.Entries() {
+		if e == winner {
+			continue
+		}
+		solo, _ := table.New([]table.Entry{*e})
+		if solo.Lookup(authority, path) == nil {
+			continue
+		}
+		cands = append(cands, cand{e, bestClaim(e, authority, path)})
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		if c := compareRank(claimRank(a.c), claimRank(b.c)); c != 0 {
+			return c
+		}
+		if c := a.e.Created.Compare(b.e.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.e.Key(), b.e.Key())
+	})
+	var wc Claim
+	if winner != nil {
+		wc = bestClaim(winner, authority, path)
+	}
+	out := make([]Loser, len(cands))
+	for i, c := range cands {
+		out[i] = Loser{Policy: c.e.Key(), Source: sources[c.e.Key()], Claim: c.c, Why: whyLost(winner, wc, c.e, c.c)}
+	}
+	return out
+}
+
+func whyLost(w *table.Entry, wc Claim, l *table.Entry, lc Claim) string {
+	if w == nil {
+		return "no table entry decides this request" // not reached: a matching entry makes Lookup find one
+	}
+	wr, lr := claimRank(wc), claimRank(lc)
+	host := func(h string) string {
+		if h == "" {
+			return "a policy for every host"
+		}
+		return "host " + h
+	}
+	switch {
+	case wr.hostClass == 0 && lr.hostClass != 0:
+		return fmt.Sprintf("an exact host beats a wildcard or no host: %s (%s) over %s", host(wc.Host), w.Key(), host(lc.Host))
+	case wr.hostClass == 1 && lr.hostClass == 1 && wr.suffixLen != lr.suffixLen:
+		return fmt.Sprintf("the longer wildcard suffix wins: %s over %s", host(wc.Host), host(lc.Host))
+	case wr.hostClass < lr.hostClass:
+		return fmt.Sprintf("a host beats no host: %s (%s) over %s", host(wc.Host), w.Key(), host(lc.Host))
+	case wr.prefixLen != lr.prefixLen:
+		return fmt.Sprintf("the longer path prefix wins: %s (%s) over %s", wc.PathPrefix, w.Key(), lc.PathPrefix)
+	case !w.Created.Equal(l.Created):
+		return fmt.Sprintf("same host and path prefix; the older policy wins: %s was created %s, this one %s",
+			w.Key(), w.Created.UTC().Format("2006-01-02T15:04:05Z"), l.Created.UTC().Format("2006-01-02T15:04:05Z"))
+	default:
+		return fmt.Sprintf("same host, path prefix and age; the first by namespace/name wins: %s", w.Key())
+	}
+}

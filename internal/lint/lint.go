@@ -1,0 +1,221 @@
+// Package lint checks CorsPolicy YAML offline with the server's own compile
+// path: filesource's loader (strict YAML, apiVersion, names), then
+// internal/compile (the CRD's bounds, the rules the apiserver's CEL checks,
+// the engine's checks, and conflicts between policies). Every problem names
+// its file, object and field, and says what to write instead.
+package lint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/corsgate/corsgate/api/v1alpha1"
+	"github.com/corsgate/corsgate/internal/compile"
+	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/filesource"
+)
+
+// Severity is error (the server refuses the policy) or warning (legal but
+// risky; the server serves it and reports the warning in status).
+type Severity string
+
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+)
+
+// Problem is one finding.
+type Problem struct {
+	File string `json:"file"`
+	// Object is "namespace/name", empty when the file could not be read
+	// into objects.
+	Object   string   `json:"object,omitempty"`
+	Field    string   `json:"field,omitempty"`
+	Value    string   `json:"value,omitempty"`
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+	// Fix is what to write instead, when the message says it.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Report is the result of linting a set of files.
+type Report struct {
+	Files    int       `json:"files"`
+	Policies int       `json:"policies"`
+	Errors   int       `json:"errors"`
+	Warnings int       `json:"warnings"`
+	Problems []Problem `json:"problems"`
+}
+
+// Failed says whether the lint fails: on errors, and with strict on
+// warnings too.
+func (r *Report) Failed(strict bool) bool {
+	return r.Errors > 0 || strict && r.Warnings > 0
+}
+
+// Paths lints files and folders (a folder's *.yaml, *.yml and *.json, not
+// recursive, as the server reads --policies). The error is for a path that
+// does not exist or cannot be listed; everything else is a Problem.
+func Paths(paths []string) (*Report, error) {
+	var files []string
+	for _, p := range paths {
+		fs, err := policyFiles(p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, fs...)
+	}
+	r := &Report{Problems: []Problem{}}
+	var objs []filesource.Object
+	where := map[string]string{}
+	for _, f := range files {
+		r.Files++
+		got, err := loadFile(f)
+		for _, e := range splitErrors(err) {
+			r.add(Problem{File: f, Severity: Error, Message: strings.TrimPrefix(e.Error(), f+": ")})
+		}
+		for _, o := range got {
+			key := o.Policy.Namespace + "/" + o.Policy.Name
+			if prev, dup := where[key]; dup {
+				r.add(Problem{File: f, Object: key, Field: "metadata.name", Severity: Error,
+					Message: fmt.Sprintf("CorsPolicy %s is also defined in %s", key, prev), Fix: "give one of them another name"})
+				continue
+			}
+			where[key] = f
+			objs = append(objs, o)
+		}
+	}
+	r.Policies = len(objs)
+	for _, p := range Objects(objs) {
+		r.add(p)
+	}
+	return r, nil
+}
+
+func (r *Report) add(p Problem) {
+	if p.Severity == Error {
+		r.Errors++
+	} else {
+		r.Warnings++
+	}
+	r.Problems = append(r.Problems, p)
+}
+
+// Objects compiles objects together, as the server would serve them, and
+// returns every error and warning.
+func Objects(objs []filesource.Object) []Problem {
+	policies := make([]v1alpha1.CorsPolicy, len(objs))
+	for i := range objs {
+		policies[i] = objs[i].Policy
+	}
+	_, results := compile.NewBuilder().Build(policies)
+	var out []Problem
+	for i, res := range results {
+		file, key := objs[i].File, res.Key()
+		if res.Err != nil {
+			fes := cors.FieldErrors(res.Err)
+			if len(fes) == 0 {
+				msg, fix := splitFix(res.Err.Error())
+				out = append(out, Problem{File: file, Object: key, Severity: Error, Message: msg, Fix: fix})
+			}
+			for _, fe := range fes {
+				msg, fix := splitFix(fe.Message)
+				out = append(out, Problem{File: file, Object: key, Field: fe.Field, Value: fe.Value, Severity: Error, Message: msg, Fix: fix})
+			}
+		}
+		for _, w := range res.Warnings {
+			// Warnings describe a risk; they are not written "problem: fix".
+			out = append(out, Problem{File: file, Object: key, Field: w.Field, Severity: Warning, Message: w.Message})
+		}
+		for _, c := range res.Conflicts {
+			msg, fix := splitFix(c)
+			out = append(out, Problem{File: file, Object: key, Field: "spec.hosts", Severity: Warning, Message: "conflict: " + msg, Fix: fix})
+		}
+		if res.NotGranted != nil {
+			msg, fix := splitFix(res.NotGranted.Error())
+			out = append(out, Problem{File: file, Object: key, Severity: Error, Message: msg, Fix: fix})
+		}
+	}
+	return out
+}
+
+// splitErrors undoes errors.Join, one level at a time.
+func splitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// splitFix cuts a message written "what is wrong: what to write instead" at
+// its last colon outside quotes and parentheses (the fix comes last, and
+// the description may itself hold a colon, as in "file: pages"). A message
+// without one has no fix.
+func splitFix(msg string) (string, string) {
+	inQuote, depth, cut := false, 0, -1
+	for i := 0; i < len(msg); i++ {
+		switch msg[i] {
+		case '\\':
+			i++
+		case '"', '`':
+			inQuote = !inQuote
+		case '(':
+			if !inQuote {
+				depth++
+			}
+		case ')':
+			if !inQuote && depth > 0 {
+				depth--
+			}
+		case ':':
+			if !inQuote && depth == 0 && i+1 < len(msg) && msg[i+1] == ' ' {
+				cut = i
+			}
+		}
+	}
+	if cut < 0 {
+		return msg, ""
+	}
+	return msg[:cut], msg[cut+2:]
+}
+
+// policyFiles lists what the server reads under path: the file itself, or a
+// folder's policy files (sorted, not recursive, hidden files skipped).
+func policyFiles(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return []string{path}, nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".yaml", ".yml", ".json":
+			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, errors.New(path + ": no *.yaml, *.yml or *.json file in this folder")
+	}
+	return files, nil
+}
