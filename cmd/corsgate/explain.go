@@ -241,8 +241,9 @@ Outcomes: preflight-allowed, preflight-rejected (answered at the edge),
 actual-allowed, actual-denied (the request goes upstream; the edge sets or
 removes the CORS headers of the response), forwarded (the edge changes
 nothing: a DryRun policy, or a denied preflight under unmatchedPreflight:
-Forward; "enforce" then says what Enforce would do), not-cors (no Origin),
-no-policy.
+Forward; "enforce" then says what Enforce would do), refused (an actual
+request answered 403 at the edge by cross-origin protection), not-cors (no
+Origin), no-policy.
 
 Exit status: 0 explained (whatever the outcome), 1 the policies or the
 cluster could not be read, 2 a usage error.

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,6 +63,27 @@ type server struct {
 	cmd    *exec.Cmd
 	addr   string
 	output *bytes.Buffer
+	// mu guards output when the process writes through guarded(): the
+	// test may read the output while the process runs.
+	mu sync.Mutex
+}
+
+// guarded is a writer into s.output under s.mu.
+func (s *server) guarded() io.Writer { return guardedWriter{s} }
+
+type guardedWriter struct{ s *server }
+
+func (w guardedWriter) Write(p []byte) (int, error) {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	return w.s.output.Write(p)
+}
+
+// text is the output so far.
+func (s *server) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.output.String()
 }
 
 // start runs corsgate on policies and waits for gRPC health to say SERVING.
@@ -69,7 +92,7 @@ func start(t *testing.T, policies string) *server {
 	s := &server{addr: freePort(t), output: &bytes.Buffer{}}
 	s.cmd = exec.Command(binary, "--policies", policies, "--grpc-bind-address", s.addr,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
-	s.cmd.Stdout, s.cmd.Stderr = s.output, s.output
+	s.cmd.Stdout, s.cmd.Stderr = s.guarded(), s.guarded()
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +114,7 @@ func waitServing(t *testing.T, s *server) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("corsgate never became SERVING (last error %v); output:\n%s", err, s.output)
+			t.Fatalf("corsgate never became SERVING (last error %v); output:\n%s", err, s.text())
 		}
 	}
 }
@@ -260,14 +283,14 @@ func TestReloadAndGracefulStop(t *testing.T) {
 	os.WriteFile(file, []byte(fmt.Sprintf(policy, "https://two.example")), 0o644)
 	for deadline := time.Now().Add(30 * time.Second); preflight("https://two.example") != 204; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("edit never served; output:\n%s", s.output)
+			t.Fatalf("edit never served; output:\n%s", s.text())
 		}
 	}
 	// A broken edit keeps the last good policy and says why.
 	os.WriteFile(file, []byte(fmt.Sprintf(policy, "https://TWO.example")), 0o644)
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(s.output.String(), "last good"); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(s.text(), "last good"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("broken edit not reported; output:\n%s", s.output)
+			t.Fatalf("broken edit not reported; output:\n%s", s.text())
 		}
 	}
 	if got := preflight("https://two.example"); got != 204 {
@@ -275,6 +298,6 @@ func TestReloadAndGracefulStop(t *testing.T) {
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if err := s.cmd.Wait(); err != nil {
-		t.Errorf("SIGTERM: exit %v, want a clean exit; output:\n%s", err, s.output)
+		t.Errorf("SIGTERM: exit %v, want a clean exit; output:\n%s", err, s.text())
 	}
 }

@@ -205,3 +205,39 @@ func TestBuilderAdmit(t *testing.T) {
 		t.Errorf("second build after withdrawal: %v", results[0].NotGranted)
 	}
 }
+
+// TestOwnershipReusesIndex: Reset keeps its index while the grants are the
+// same versions (name, UID, generation), in whatever order the cache lists
+// them, and rebuilds it when one changes, so a narrowed grant takes effect on
+// the next build.
+func TestOwnershipReusesIndex(t *testing.T) {
+	t.Parallel()
+	obj := gen.CorsPolicy("api", gen.WithNamespace("payments"), gen.WithHosts("payments.example.com"), gen.WithOrigins("https://app.example.com"))
+	entry, _, err := compile.Compile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := hostGrant("other", v1alpha1.CorsHostGrantSpec{Namespaces: []string{"other"}, Hosts: []string{"other.example.com"}})
+	grant := hostGrant("payments", v1alpha1.CorsHostGrantSpec{Namespaces: []string{"payments"}, Hosts: []string{"payments.example.com"}})
+	own := compile.NewOwnership()
+	for i, step := range []struct {
+		desc   string
+		grants []v1alpha1.CorsHostGrant
+		admit  bool
+	}{
+		{"granted", []v1alpha1.CorsHostGrant{other, grant}, true},
+		{"same grants, listed in another order", []v1alpha1.CorsHostGrant{grant, other}, true},
+		{"narrowed (a new generation)", []v1alpha1.CorsHostGrant{other, func() v1alpha1.CorsHostGrant {
+			g := *grant.DeepCopy()
+			g.Generation, g.Spec.Hosts = 2, []string{"eu.payments.example.com"}
+			return g
+		}()}, false},
+		{"deleted", []v1alpha1.CorsHostGrant{other}, false},
+		{"back", []v1alpha1.CorsHostGrant{other, grant}, true},
+	} {
+		own.Reset(step.grants, nil)
+		if err := own.Admit(obj, &entry); (err == nil) != step.admit {
+			t.Errorf("step %d (%s): Admit = %v, want admitted %v", i, step.desc, err, step.admit)
+		}
+	}
+}

@@ -408,3 +408,42 @@ func TestAdmitSkippedOnlyForServedTargetRefs(t *testing.T) {
 		t.Errorf("invalid targetRefs edit of a refused hosts policy: served by %q, NotGranted %v; want the last valid hosts spec still refused", got, results[0].NotGranted)
 	}
 }
+
+// A listener admits a route by its allowedRoutes: the route's namespace
+// (Same by default, All, or a label Selector) and kind (HTTPRoute on HTTP
+// and HTTPS listeners by default).
+func TestListenerAllowedRoutes(t *testing.T) {
+	t.Parallel()
+	selector := &gwapiv1.RouteNamespaces{From: ptr.To(gwapiv1.NamespacesFromSelector),
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"edge": "public"}}}
+	for _, tc := range []struct {
+		desc   string
+		change func(*gwapiv1.Listener)
+		labels labels.Set
+		served bool
+	}{
+		{desc: "All", change: func(*gwapiv1.Listener) {}, served: true},
+		{desc: "Same (the default) with the route in another namespace", change: func(l *gwapiv1.Listener) { l.AllowedRoutes = nil }},
+		{desc: "Selector matching the route's namespace", change: func(l *gwapiv1.Listener) { l.AllowedRoutes.Namespaces = selector }, labels: labels.Set{"edge": "public"}, served: true},
+		{desc: "Selector not matching", change: func(l *gwapiv1.Listener) { l.AllowedRoutes.Namespaces = selector }, labels: labels.Set{"edge": "internal"}},
+		{desc: "kinds without HTTPRoute", change: func(l *gwapiv1.Listener) {
+			l.AllowedRoutes.Kinds = []gwapiv1.RouteGroupKind{{Kind: "GRPCRoute"}}
+		}},
+		{desc: "a TLS listener", change: func(l *gwapiv1.Listener) { l.Protocol = gwapiv1.TLSProtocolType }},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			gw := gateway("https=*.example.com")
+			tc.change(&gw.Spec.Listeners[0])
+			w := &world{gateways: map[string]*gwapiv1.Gateway{"infra/edge": gw},
+				routes:   map[string]*gwapiv1.HTTPRoute{"team/shop": route([]string{"shop.example.com"}, map[string][]string{"checkout": {"/"}})},
+				nsLabels: map[string]labels.Set{"team": tc.labels}}
+			b := compile.NewBuilder()
+			b.Resolve = w.resolve
+			p := gen.CorsPolicy("p", gen.WithNamespace("team"), gen.WithOrigins("https://app.example.com"), targets("HTTPRoute/shop"))
+			if got, _ := servedBy(b, []v1alpha1.CorsPolicy{*p}, "shop.example.com", "/"); (got != "") != tc.served {
+				t.Errorf("served by %q; want served %v", got, tc.served)
+			}
+		})
+	}
+}

@@ -22,11 +22,10 @@ const (
 	// OutcomeActualAllowed: the request reached the upstream, and the edge set
 	// the CORS headers on its response.
 	OutcomeActualAllowed
-	// OutcomeActualDenied: the policy denies an actual request. Usually it
+	// OutcomeActualDenied: the policy denies an actual request, which still
 	// reaches the upstream (the browser, not the edge, withholds the
-	// response) and the edge removes the upstream's CORS headers from the
-	// response; cross-origin protection instead answers 403 at the edge
-	// (Decision.Action says which).
+	// response); the edge removes the upstream's CORS headers from the
+	// response. (A refusal at the edge is OutcomeRefused.)
 	OutcomeActualDenied
 	// OutcomeForwarded: the edge changed nothing, neither the request nor its
 	// response: a DryRun policy, or a denied preflight under

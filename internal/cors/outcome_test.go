@@ -28,6 +28,8 @@ func TestOutcomeOf(t *testing.T) {
 			req: preflight("https://evil.example", "GET", ""), outcome: cors.OutcomeForwarded, enforc: cors.OutcomeForwarded},
 		{desc: "DryRun is forwarded, and records what Enforce would do", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, Mode: cors.ModeDryRun},
 			req: preflight("https://evil.example", "GET", ""), outcome: cors.OutcomeForwarded, enforc: cors.OutcomePreflightRejected},
+		{desc: "cross-origin protection refuses at the edge", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, CrossOriginProtection: cors.CrossOriginEnforce},
+			req: cors.Request{Method: "POST", Origin: "https://evil.example", HasOrigin: true, SecFetchSite: "cross-site"}, outcome: cors.OutcomeRefused, enforc: cors.OutcomeRefused},
 		{desc: "DryRun actual", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, Mode: cors.ModeDryRun},
 			req: actual("GET", "https://a.example"), outcome: cors.OutcomeForwarded, enforc: cors.OutcomeActualAllowed},
 	} {

@@ -71,11 +71,42 @@ func specOf(t *testing.T, desc string, cfg cors.Config) v1alpha1.CorsPolicySpec 
 	if cfg.Mode == cors.ModeDryRun {
 		s.Mode = v1alpha1.ModeDryRun
 	}
+	switch cfg.CrossOriginProtection {
+	case cors.CrossOriginEnforce:
+		s.CrossOriginProtection = &v1alpha1.CrossOriginProtection{Mode: v1alpha1.CrossOriginProtectionEnforce}
+	case cors.CrossOriginDryRun:
+		s.CrossOriginProtection = &v1alpha1.CrossOriginProtection{Mode: v1alpha1.CrossOriginProtectionDryRun}
+	}
 	if back := compile.Config(&s); !reflect.DeepEqual(back, cfg) {
 		t.Fatalf("%s: the case's config does not survive the CorsPolicy spec:\n got %+v\nwant %+v\n(teach specOf the new field)", desc, back, cfg)
 	}
 	return s
 }
+
+// crossOriginCases add cross-origin protection, whose refusals are actual
+// requests answered 403 at the edge, to the decision table's cases. The
+// request's host is the policy's (each case gets its own), so that an
+// Origin on "the same host" cannot be written here: those cases stay in
+// internal/cors.
+var crossOriginCases = func() []decideCase {
+	protected := cors.Config{
+		AllowOrigins:          []string{"https://app.example.com"},
+		AllowMethods:          []string{"PUT"},
+		AllowCredentials:      true,
+		CrossOriginProtection: cors.CrossOriginEnforce,
+	}
+	dry := protected
+	dry.CrossOriginProtection = cors.CrossOriginDryRun
+	post := func(origin, site string) cors.Request {
+		return cors.Request{Method: "POST", Origin: origin, HasOrigin: origin != "", SecFetchSite: site}
+	}
+	return []decideCase{
+		{Desc: "cross-origin protection refuses an untrusted cross-site POST at the edge", Config: protected, Request: post("https://evil.example", "cross-site"), Kind: "actual", Reason: "cross_origin_refused"},
+		{Desc: "cross-origin protection lets a trusted origin through", Config: protected, Request: post("https://app.example.com", "cross-site"), Kind: "actual", Allowed: true, Reason: "allowed"},
+		{Desc: "cross-origin protection never refuses GET", Config: protected, Request: cors.Request{Method: "GET", Origin: "https://evil.example", HasOrigin: true, SecFetchSite: "cross-site"}, Kind: "actual", Reason: "origin_not_allowed"},
+		{Desc: "cross-origin protection in DryRun lets the refused request through", Config: dry, Request: post("https://evil.example", "cross-site"), Kind: "actual", Reason: "cross_origin_dry_run"},
+	}
+}()
 
 // upstream is an application that sets its own, wrong, CORS headers, so that
 // the edge's removals and its Vary merge show.
@@ -135,7 +166,7 @@ func corsView(h envoystandin.Headers) map[string]string {
 // browser receives: status, CORS headers, details, and whether the upstream
 // was reached.
 func TestExplainAgreesWithServer(t *testing.T) {
-	cases := loadDecideCases(t)
+	cases := append(loadDecideCases(t), crossOriginCases...)
 	type played struct {
 		desc string
 		host string
@@ -236,6 +267,9 @@ func TestExplainAgreesWithServer(t *testing.T) {
 			// And explain reads the decision as the table says.
 			if res.Kind != pl.want.Kind || res.Reason != pl.want.Reason {
 				t.Errorf("explain: kind %s reason %s; the decision table says kind %s reason %s", res.Kind, res.Reason, pl.want.Kind, pl.want.Reason)
+			}
+			if pl.want.Reason == "cross_origin_refused" && strings.Contains(pl.desc, "mode 0") && (res.Outcome != cors.OutcomeRefused.String() || res.Status != 403) {
+				t.Errorf("cross-origin refusal: outcome %s status %d, want refused 403", res.Outcome, res.Status)
 			}
 			if strings.Contains(pl.desc, "mode 1") && res.Outcome != cors.OutcomeForwarded.String() {
 				t.Errorf("DryRun outcome %s, want forwarded", res.Outcome)

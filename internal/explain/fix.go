@@ -208,6 +208,17 @@ func nextChange(spec *v1alpha1.CorsPolicySpec, cur *Result, r *cors.Request, cre
 			return fmt.Sprintf("add %q to spec.allowHeaders", n), ""
 		case cors.ReasonHeadersTooLarge:
 			return "", "Access-Control-Request-Headers is longer than corsgate reads (4096 bytes), far beyond what a browser sends: fix the client"
+		case cors.ReasonCrossOriginRefused:
+			// Cross-origin protection lets trusted origins through: the
+			// policy's allowed origins.
+			if !r.HasOrigin || r.Origin == "" {
+				return "", "cross-origin protection refuses a cross-site state-changing request without an Origin to trust: make the request from a page whose origin the policy allows"
+			}
+			if _, none := originProblem(r.Origin, credentials || spec.AllowCredentials); none != "" {
+				return "", none
+			}
+			spec.AllowOrigins = append(spec.AllowOrigins, r.Origin)
+			return fmt.Sprintf("add %q to spec.allowOrigins (cross-origin protection trusts the allowed origins)", r.Origin), ""
 		case cors.ReasonPrivateNetworkNotAllowed:
 			spec.AllowPrivateNetwork = true
 			return "set spec.allowPrivateNetwork: true", ""

@@ -52,6 +52,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	case !r.Upstream:
 		p("Edge:      answers %d itself; the upstream never sees the request", r.Status)
 		p("Details:   %s", r.Details)
+		if len(r.headerOrder) > 0 {
+			p("Headers:")
+		}
 		writeHeaders(p, r.headerOrder)
 	case r.Outcome == cors.OutcomeForwarded.String() || r.Outcome == cors.OutcomeNoPolicy.String():
 		p("Edge:      forwards the request and changes neither it nor the response")
@@ -64,6 +67,8 @@ func (r *Result) WriteText(w io.Writer) error {
 		}
 		if len(r.headerOrder) == 0 {
 			p("           sets no CORS header")
+		} else {
+			p("           sets (overwriting):")
 		}
 		writeHeaders(p, r.headerOrder)
 	}
@@ -85,6 +90,8 @@ func (r *Result) WriteText(w io.Writer) error {
 		p("Browser:   no Origin header: the browser runs no CORS check (same-origin, or not a browser)")
 	case br.Unknown:
 		p("Browser:   %s", br.Note)
+	case br.Allowed && r.Kind == cors.KindPreflight.String():
+		p("Browser:   allowed: the preflight passes and the browser sends the request")
 	case br.Allowed:
 		p("Browser:   allowed: the page reads the response")
 	default:

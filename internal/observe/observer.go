@@ -116,10 +116,9 @@ type Observer struct {
 
 	// store, when set by Track, is watched for new tables: the first
 	// decision after a swap drops the states of policies no longer served.
-	store      *table.Store
-	lastTable  atomic.Pointer[table.Table]
-	retaining  atomic.Bool
-	retainDone chan struct{} // tests: signalled after each retain, if set
+	store     *table.Store
+	lastTable atomic.Pointer[table.Table]
+	retaining atomic.Bool
 }
 
 var (
@@ -428,9 +427,6 @@ func (o *Observer) retainLater(t *table.Table) {
 		o.Retain(t)
 		o.lastTable.Store(t)
 		o.retaining.Store(false)
-		if o.retainDone != nil {
-			o.retainDone <- struct{}{}
-		}
 	}()
 }
 

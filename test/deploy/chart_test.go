@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -36,6 +37,47 @@ type toggle struct {
 
 var toggles = []toggle{
 	{
+		name:   "NetworkPolicy by default",
+		values: nil,
+		check: func(t *testing.T, r rendered) {
+			checkNetworkPolicy(t, r, []string{"envoy-gateway-system", "istio-system", "istio-ingress"}, []string{"monitoring"})
+		},
+	},
+	{
+		name: "NetworkPolicy for a plain Envoy, metrics off",
+		values: map[string]any{
+			"networkPolicy": map[string]any{"gatewayNamespaces": []any{"edge"}},
+			"metrics":       map[string]any{"enabled": false},
+		},
+		check: func(t *testing.T, r rendered) {
+			checkNetworkPolicy(t, r, []string{"edge"}, nil)
+		},
+	},
+	{
+		name:   "NetworkPolicy off",
+		values: map[string]any{"networkPolicy": map[string]any{"enabled": false}},
+		check: func(t *testing.T, r rendered) {
+			if find(r.objs, "NetworkPolicy", "corsgate") != nil {
+				t.Error("a NetworkPolicy is rendered although disabled")
+			}
+		},
+	},
+	{
+		name: "gRPC stream limits",
+		values: map[string]any{"grpc": map[string]any{"limits": map[string]any{
+			"streamIdleTimeout": "2h", "maxStreamsPerConnection": 500, "maxStreams": 20000, "maxHeaderListBytes": 65536, "maxMessageBytes": 8388608,
+		}}},
+		check: func(t *testing.T, r rendered) {
+			c := r.container(t)
+			for _, arg := range []string{"--grpc-stream-idle-timeout=2h", "--grpc-max-streams-per-connection=500", "--grpc-max-streams=20000",
+				"--grpc-max-header-list-bytes=65536", "--grpc-max-message-bytes=8388608"} {
+				if !slices.Contains(c.Args, arg) {
+					t.Errorf("args %v lack %s", c.Args, arg)
+				}
+			}
+		},
+	},
+	{
 		name:   "defaults",
 		values: nil,
 		check: func(t *testing.T, r rendered) {
@@ -46,6 +88,7 @@ var toggles = []toggle{
 				"ClusterRole//corsgate-corspolicy-viewer",
 				"ClusterRoleBinding//corsgate",
 				"Deployment/corsgate-system/corsgate",
+				"NetworkPolicy/corsgate-system/corsgate",
 				"PodDisruptionBudget/corsgate-system/corsgate",
 				"Role/corsgate-system/corsgate-leader-election",
 				"RoleBinding/corsgate-system/corsgate-leader-election",
@@ -310,6 +353,51 @@ var toggles = []toggle{
 	},
 }
 
+// checkNetworkPolicy: the corsgate pods admit the gateway namespaces on the
+// gRPC port and, when monitoring is given, the monitoring namespaces on the
+// metrics port; nothing else, and egress is not restricted.
+func checkNetworkPolicy(t *testing.T, r rendered, gateways, monitoring []string) {
+	t.Helper()
+	var np networkingv1.NetworkPolicy
+	r.typed(t, "NetworkPolicy", "corsgate", &np)
+	d := r.deployment(t)
+	for k, v := range np.Spec.PodSelector.MatchLabels {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("NetworkPolicy selects %s=%s; the pods have %v", k, v, d.Spec.Template.Labels)
+		}
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("policyTypes = %v, want Ingress only (corsgate must reach the API server)", np.Spec.PolicyTypes)
+	}
+	type rule struct {
+		port       string
+		namespaces []string
+	}
+	var got []rule
+	for _, in := range np.Spec.Ingress {
+		if len(in.From) != 1 || in.From[0].NamespaceSelector == nil || in.From[0].PodSelector != nil || len(in.Ports) != 1 {
+			t.Fatalf("ingress rule %+v, want one namespace selector and one port", in)
+		}
+		exprs := in.From[0].NamespaceSelector.MatchExpressions
+		if len(exprs) != 1 || exprs[0].Key != "kubernetes.io/metadata.name" || exprs[0].Operator != "In" {
+			t.Fatalf("namespace selector %+v, want kubernetes.io/metadata.name In [...]", in.From[0].NamespaceSelector)
+		}
+		got = append(got, rule{port: in.Ports[0].Port.String(), namespaces: exprs[0].Values})
+	}
+	want := []rule{{port: "grpc", namespaces: gateways}}
+	if monitoring != nil {
+		want = append(want, rule{port: "metrics", namespaces: monitoring})
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ingress = %v, want %v", got, want)
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(r.container(t).Ports, func(p corev1.ContainerPort) bool { return p.Name == w.port }) {
+			t.Errorf("the NetworkPolicy admits port %q, which the container does not name", w.port)
+		}
+	}
+}
+
 // rendered wraps the chart's output with typed accessors.
 type rendered struct{ objs []*unstructured.Unstructured }
 
@@ -440,6 +528,26 @@ func TestChartRefuses(t *testing.T) {
 			desc:    "unknown top-level key (a typo of replicaCount)",
 			values:  map[string]any{"replicas": 3},
 			wantErr: []string{"additional properties 'replicas' not allowed"},
+		},
+		{
+			desc:    "NetworkPolicy namespace that is not a namespace name",
+			values:  map[string]any{"networkPolicy": map[string]any{"gatewayNamespaces": []any{"Envoy Gateway"}}},
+			wantErr: []string{"/networkPolicy/gatewayNamespaces/0"},
+		},
+		{
+			desc:    "NetworkPolicy without a gateway namespace",
+			values:  map[string]any{"networkPolicy": map[string]any{"gatewayNamespaces": []any{}}},
+			wantErr: []string{"/networkPolicy/gatewayNamespaces"},
+		},
+		{
+			desc:    "stream limit as a string",
+			values:  map[string]any{"grpc": map[string]any{"limits": map[string]any{"maxStreams": "many"}}},
+			wantErr: []string{"/grpc/limits/maxStreams"},
+		},
+		{
+			desc:    "idle timeout that is not a Go duration",
+			values:  map[string]any{"grpc": map[string]any{"limits": map[string]any{"streamIdleTimeout": "1 hour"}}},
+			wantErr: []string{"/grpc/limits/streamIdleTimeout"},
 		},
 		{
 			desc:    "unknown nested key",
