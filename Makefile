@@ -90,7 +90,7 @@ test-unit: ## Engine, table, compile, file source, ext_proc, the Envoy stand-in,
 	cd bench && go test -count=1 ./...
 
 .PHONY: test-envtest
-test-envtest: envtest-assets helm kustomize ## CRD rules, controllers, the binary in both modes, chart and deployment YAML: real kube-apiserver + etcd.
+test-envtest: envtest-assets helm kustomize promtool ## CRD rules, controllers, the binary in both modes, chart and deployment YAML: real kube-apiserver + etcd.
 	go test -count=1 $(ENVTEST_PKGS)
 
 .PHONY: test-e2e

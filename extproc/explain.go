@@ -23,9 +23,8 @@ func ReadRequest(headers []cors.Header) (req cors.Request, authority, path strin
 // Lookup is the request phase's choice of policy and decision for a request
 // read by ReadRequest, as requestHeaders makes them: the table's Match, then
 // the policy's decision, or the ambiguous-path refusal. entry is nil when no
-// policy applies (the edge then changes nothing). It mirrors requestHeaders
-// line for line; the explain-versus-server agreement test
-// (internal/explain) holds the two together.
+// policy applies (the edge then changes nothing). requestHeaders calls it, so
+// explain and the server decide with the same code.
 func Lookup(t *table.Table, req *cors.Request, authority, path string) (m table.Match, d cors.Decision) {
 	if t == nil {
 		return m, d

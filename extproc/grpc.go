@@ -144,8 +144,9 @@ func (r *Runner) Start(ctx context.Context) error {
 		<-stopped
 		log.Info("ext_proc server stopped; streams still open after the shutdown timeout were cut", "duration", time.Since(began).Round(time.Millisecond).String(), "cut", cut)
 	}
-	<-served
-	return nil
+	// After GracefulStop or Stop, Serve returns nil; anything else is worth
+	// reporting even though shutdown was asked for.
+	return <-served
 }
 
 // healthServer is grpc-go's health server with Watch streams that end when

@@ -26,15 +26,13 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 	var req cors.Request
 	authority, path := readRequest(h.GetHeaders().GetHeaders(), &req)
 
-	var entry *table.Entry
+	// Lookup reads the path as the upstream may (decoded, dot segments
+	// removed: docs/paths.md); readings that select different policies make
+	// the match Ambiguous, and then no policy grants the request. A nil table
+	// (before the first one) matches nothing.
 	var match table.Match
-	if st.table != nil { // nil before the first table: no policy applies yet
-		// Match reads the path as the upstream may (decoded, dot segments
-		// removed: docs/paths.md); readings that select different policies
-		// make it Ambiguous, and then no policy grants the request.
-		match = st.table.Match(authority, path)
-		entry = match.Entry
-	}
+	match, st.decision = Lookup(st.table, &req, authority, path)
+	entry := match.Entry
 	if entry == nil {
 		// No policy: not corsgate's business. Skip the response phase (only
 		// honoured with allow_mode_override; otherwise responseHeaders answers
@@ -43,11 +41,6 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 		return passThrough, nil
 	}
 
-	if match.Ambiguous {
-		st.decision = cors.DecidePathAmbiguous(&req, pathOnly(path), match.DryRun)
-	} else {
-		st.decision = entry.Policy.Decide(&req)
-	}
 	d := &st.decision
 	switch {
 	case s.requestObserver != nil:

@@ -94,10 +94,10 @@ func TestKubeAPIServerUnreachableAtStart(t *testing.T) {
 // corsgate: "api" moves from origin one to origin two, "gone" is deleted,
 // "added" is created.
 var (
-	one, two    = "https://one.example", "https://two.example"
-	outageAsks  = []ask{{"kube.example.com", one}, {"kube.example.com", two}, {"gone.example.com", one}, {"added.example.com", one}}
-	outageFrom  = []answer{allowed(one), refused, allowed(one), noPolicy}
-	outageTo    = []answer{refused, allowed(two), noPolicy, allowed(one)}
+	one, two   = "https://one.example", "https://two.example"
+	outageAsks = []ask{{"kube.example.com", one}, {"kube.example.com", two}, {"gone.example.com", one}, {"added.example.com", one}}
+	outageFrom = []answer{allowed(one), refused, allowed(one), noPolicy}
+	outageTo   = []answer{refused, allowed(two), noPolicy, allowed(one)}
 )
 
 // createOutageStart creates the policies the outage starts from.

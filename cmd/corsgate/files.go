@@ -44,7 +44,7 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 	}
 	if o.probeAddr != "0" {
 		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) })
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 		ready := tableLoaded(store)
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 			if err := ready(r); err != nil {
@@ -55,10 +55,10 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 			// better than no replica answering. The reason is for people and
 			// for probes that read the body.
 			if d := src.Status().Degraded; d != "" {
-				w.Write([]byte("ok (degraded: " + d + ")"))
+				_, _ = w.Write([]byte("ok (degraded: " + d + ")"))
 				return
 			}
-			w.Write([]byte("ok"))
+			_, _ = w.Write([]byte("ok"))
 		})
 		g.Go(func() error { return serveHTTP(ctx, o.probeAddr, mux, log.WithName("probes")) })
 	}
@@ -94,7 +94,7 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log logr.Logger
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(shutdown)
+		_ = srv.Shutdown(shutdown) // best effort: the process is stopping
 	}()
 	log.Info("listening", "address", addr)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {

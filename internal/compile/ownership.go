@@ -3,6 +3,8 @@ package compile
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -163,6 +165,27 @@ type Ownership struct {
 	// candidates is reused by Admit: the grants covering one host.
 	candidates []*grant
 	ids        map[string]grantID // by name: the grants the index was built from
+	// verdicts remembers each object's last check while the grants and the
+	// namespaces' labels stay the same, so that a build after one change
+	// checks one object, not 10,000. Cleared by Reset on any change.
+	verdicts map[string]verdict
+}
+
+// verdict is one object's check: which entry (by identity) it was for, what
+// it left uncovered, and which grants covered it.
+type verdict struct {
+	uid             string
+	generation      int64
+	hosts, prefixes *string // &e.Hosts[0], &e.PathPrefixes[0]: a recompile allocates new ones
+	uncovered       []Claim
+	covering        []*grant
+}
+
+func first(s []string) *string {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
 }
 
 // grantID identifies one version of a grant's spec.
@@ -206,12 +229,25 @@ func (o *Ownership) Reset(grants []v1alpha1.CorsHostGrant, namespaceLabels map[s
 				delete(o.withdrawn, key)
 			}
 		}
+		for key := range o.verdicts {
+			if !o.seen[key] {
+				delete(o.verdicts, key)
+			}
+		}
 		o.prev = o.admitted
 	}
 	o.admitted, o.seen = map[string]bool{}, map[string]bool{}
-	o.nsLabels = make(map[string]labels.Set, len(namespaceLabels))
+	sameLabels := len(o.nsLabels) == len(namespaceLabels)
+	next := make(map[string]labels.Set, len(namespaceLabels))
 	for ns, l := range namespaceLabels {
-		o.nsLabels[ns] = l
+		next[ns] = l
+		if prev, ok := o.nsLabels[ns]; sameLabels && (!ok || !maps.Equal(prev, labels.Set(l))) {
+			sameLabels = false
+		}
+	}
+	o.nsLabels = next
+	if !sameLabels || o.verdicts == nil {
+		o.verdicts = map[string]verdict{}
 	}
 	if o.sameGrants(grants) {
 		// The grants have not changed since the last Reset (same names,
@@ -224,6 +260,7 @@ func (o *Ownership) Reset(grants []v1alpha1.CorsHostGrant, namespaceLabels map[s
 		}
 		return
 	}
+	o.verdicts = map[string]verdict{}
 	o.ids = make(map[string]grantID, len(grants))
 	for i := range grants {
 		o.ids[grants[i].Name] = grantID{string(grants[i].UID), grants[i].Generation}
@@ -283,6 +320,31 @@ func (o *Ownership) Admit(obj *v1alpha1.CorsPolicy, e *table.Entry) error {
 	if len(obj.Spec.TargetRefs) > 0 {
 		return nil
 	}
+	v, ok := o.verdicts[key]
+	if !ok || obj.Generation == 0 || v.uid != string(obj.UID) || v.generation != obj.Generation ||
+		v.hosts != first(e.Hosts) || v.prefixes != first(e.PathPrefixes) {
+		v = o.check(obj, e)
+		o.verdicts[key] = v
+	}
+	if len(v.uncovered) > 0 {
+		if o.prev[key] {
+			o.withdrawn[key] = true
+		}
+		return &NotGrantedError{Namespace: obj.Namespace, Uncovered: v.uncovered, Withdrawn: o.withdrawn[key]}
+	}
+	o.admitted[key] = true
+	delete(o.withdrawn, key)
+	for _, g := range v.covering {
+		if g.last != key {
+			g.last = key
+			g.admitted = append(g.admitted, key)
+		}
+	}
+	return nil
+}
+
+// check computes the verdict on e, the entry obj would serve.
+func (o *Ownership) check(obj *v1alpha1.CorsPolicy, e *table.Entry) verdict {
 	hosts, prefixes := e.Hosts, e.PathPrefixes
 	if len(hosts) == 0 {
 		hosts = everyHost
@@ -307,21 +369,11 @@ func (o *Ownership) Admit(obj *v1alpha1.CorsPolicy, e *table.Entry) error {
 		}
 	}
 	o.scratch = covering
-	if len(uncovered) > 0 {
-		if o.prev[key] {
-			o.withdrawn[key] = true
-		}
-		return &NotGrantedError{Namespace: obj.Namespace, Uncovered: uncovered, Withdrawn: o.withdrawn[key]}
+	v := verdict{uid: string(obj.UID), generation: obj.Generation, hosts: first(e.Hosts), prefixes: first(e.PathPrefixes), uncovered: uncovered}
+	if len(uncovered) == 0 {
+		v.covering = slices.Clone(covering)
 	}
-	o.admitted[key] = true
-	delete(o.withdrawn, key)
-	for _, g := range covering {
-		if g.last != key {
-			g.last = key
-			g.admitted = append(g.admitted, key)
-		}
-	}
-	return nil
+	return v
 }
 
 // hostGrants appends to dst the grants whose hosts cover host, whatever

@@ -43,6 +43,7 @@ func TestFileMode(t *testing.T) {
 func TestKubernetesMode(t *testing.T) {
 	artifacts := artifactsDir(t, "kubernetes-mode")
 	c := startCluster(t, t.TempDir())
+	c.kubectl(t, "apply", "-f", filepath.Join("testdata", "grants"))
 	c.kubectl(t, "apply", "-f", policyDir(t))
 	conn := startCorsgate(t, nil, []string{"KUBECONFIG=" + c.kubeconfig}, artifacts)
 	// Every policy accepted and served, as its status says.
