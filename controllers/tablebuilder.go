@@ -48,7 +48,10 @@ type TableBuilder struct {
 	// Nil serves every valid policy (Open).
 	Ownership *HostOwnership
 
-	builder *compile.Builder
+	// pipeline builds, swaps and reports: the step the file source shares
+	// (compile.Pipeline).
+	pipeline *compile.Pipeline
+	builder  *compile.Builder // pipeline.Builder, whose hooks the build sets
 	kick    chan struct{}
 	gateway *gatewayAPI // targetRefs (gateway.go)
 }
@@ -59,7 +62,8 @@ func (b *TableBuilder) NeedLeaderElection() bool { return false }
 // Start builds the first table once the cache has synced, then rebuilds on
 // every change until ctx ends.
 func (b *TableBuilder) Start(ctx context.Context) error {
-	b.builder = compile.NewBuilder()
+	b.pipeline = compile.NewPipeline(b.Store)
+	b.builder = b.pipeline.Builder
 	b.kick = make(chan struct{}, 1)
 	inf, err := b.informer(ctx, &v1alpha1.CorsPolicy{})
 	if err != nil {
@@ -147,11 +151,12 @@ func (b *TableBuilder) build(ctx context.Context) error {
 		b.builder.Admit = admit
 	}
 	b.gateway.startBuild()
-	t, results := b.builder.Build(list.Items)
-	if err := b.gateway.buildErr(); err != nil {
-		return err // a failed read of a Gateway or HTTPRoute: keep the last table
+	t, results, err := b.pipeline.Publish(list.Items, func(*table.Table, []compile.Result) error {
+		return b.gateway.buildErr() // a failed read of a Gateway or HTTPRoute: keep the last table
+	})
+	if err != nil {
+		return err
 	}
-	b.Store.Swap(t)
 	if b.Ownership != nil {
 		b.Ownership.published()
 	}

@@ -74,6 +74,7 @@ func main() {
 	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
 	flag.Var(&decisionLog, "decision-log", decisionLogUsage)
 	zapOpts.BindFlags(flag.CommandLine)
+	flag.Usage = serverUsage
 	flag.Parse()
 
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
@@ -144,4 +145,29 @@ func tlsCredentials(certFile, keyFile string) (credentials.TransportCredentials,
 			return &c, err
 		},
 	}), nil
+}
+
+// serverUsage is the server's --help: what it does, examples, then every flag.
+func serverUsage() {
+	out := flag.CommandLine.Output()
+	fmt.Fprint(out, `corsgate answers Envoy's ext_proc calls with the CORS decisions of CorsPolicy objects.
+
+Usage:
+  corsgate [flags]                   serve (Kubernetes mode: in-cluster config or KUBECONFIG)
+  corsgate --policies PATH [flags]   serve policy files (a YAML file or a folder), no cluster
+  corsgate explain|lint|import ...   operator tools (corsgate explain --help, ...)
+
+Examples:
+  # Serve the sample policies without a cluster, gRPC on :9002, probes on :8081.
+  corsgate --policies config/samples
+
+  # In a cluster, as the chart runs it: two replicas, one writes status.
+  corsgate --leader-elect --leader-election-namespace corsgate-system
+
+  # A single-team cluster, where any namespace may claim any host.
+  corsgate --host-ownership=Open
+
+Flags:
+`)
+	flag.PrintDefaults()
 }

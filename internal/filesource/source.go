@@ -45,7 +45,9 @@ type Source struct {
 	path    string
 	store   *table.Store
 	log     logr.Logger
-	builder *compile.Builder
+	// pipeline builds, swaps and reports: the step the Kubernetes source
+	// shares (compile.Pipeline).
+	pipeline *compile.Pipeline
 	// Settle is how long the files must stay unchanged before a reload.
 	// Zero means DefaultSettle.
 	Settle time.Duration
@@ -78,7 +80,7 @@ type Status struct {
 
 // New returns a Source for path that swaps tables into store.
 func New(path string, store *table.Store, log logr.Logger) *Source {
-	return &Source{path: path, store: store, log: log, builder: compile.NewBuilder()}
+	return &Source{path: path, store: store, log: log, pipeline: compile.NewPipeline(store)}
 }
 
 // Status returns what the source last did. It is safe to call at any time.
@@ -147,28 +149,32 @@ func (s *Source) load() error {
 	for i := range objs {
 		policies[i] = objs[i].Policy
 	}
-	t, results := s.builder.Build(policies)
-	var problems []string
-	for i, r := range results {
-		for _, w := range r.Warnings {
-			s.log.Info("policy warning", "file", objs[i].File, "policy", r.Key(), "warning", w.String())
-		}
-		for _, c := range r.Conflicts {
-			s.log.Info("policy conflict", "file", objs[i].File, "policy", r.Key(), "conflict", c)
-		}
-		if r.Err != nil {
-			problems = append(problems, fmt.Sprintf("%s: CorsPolicy %s: %s", objs[i].File, r.Key(), compile.Message(r.Err)))
-		}
-	}
-	if len(problems) > 0 && first {
-		return fmt.Errorf("invalid policies:\n  %s", strings.Join(problems, "\n  "))
-	}
 	served := map[string][]string{}
 	for _, o := range objs {
 		served[o.File] = append(served[o.File], o.Policy.Namespace+"/"+o.Policy.Name)
 	}
-	s.logRemoved(served)
-	s.store.Swap(t)
+	var problems []string
+	t, _, err := s.pipeline.Publish(policies, func(_ *table.Table, results []compile.Result) error {
+		for i, r := range results {
+			for _, w := range r.Warnings {
+				s.log.Info("policy warning", "file", objs[i].File, "policy", r.Key(), "warning", w.String())
+			}
+			for _, c := range r.Conflicts {
+				s.log.Info("policy conflict", "file", objs[i].File, "policy", r.Key(), "conflict", c)
+			}
+			if r.Err != nil {
+				problems = append(problems, fmt.Sprintf("%s: CorsPolicy %s: %s", objs[i].File, r.Key(), compile.Message(r.Err)))
+			}
+		}
+		if len(problems) > 0 && first {
+			return fmt.Errorf("invalid policies:\n  %s", strings.Join(problems, "\n  "))
+		}
+		s.logRemoved(served)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	degraded := ""
 	if len(problems) > 0 {
 		degraded = fmt.Sprintf("%d invalid policies keep serving their last valid spec (or nothing, if they never had one)", len(problems))
@@ -199,8 +205,7 @@ func (s *Source) empty(snap *snapshot, why error) error {
 			s.log.Error(why, "serving NO policy: every policy was removed from the source, and --allow-empty-policies lets an empty source replace them")
 		}
 		s.logRemoved(nil)
-		tbl, _ := s.builder.Build(nil)
-		s.store.Swap(tbl)
+		_, _, _ = s.pipeline.Publish(nil, nil) // nothing to refuse: an empty table
 		s.setStatus(files, 0, "", nil)
 		s.log.Info("policies loaded", "path", s.path, "files", files, "policies", 0)
 		return nil
