@@ -52,8 +52,8 @@ type TableBuilder struct {
 	// (compile.Pipeline).
 	pipeline *compile.Pipeline
 	builder  *compile.Builder // pipeline.Builder, whose hooks the build sets
-	kick    chan struct{}
-	gateway *gatewayAPI // targetRefs (gateway.go)
+	kick     chan struct{}
+	gateway  *gatewayAPI // targetRefs (gateway.go)
 }
 
 // NeedLeaderElection is false: every replica builds and serves.

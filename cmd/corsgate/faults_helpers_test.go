@@ -383,19 +383,6 @@ func (l *load) finish() []exchange {
 	return l.ex
 }
 
-// count is how many exchanges started in [from, to).
-func (l *load) count(from, to time.Time) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, x := range l.ex {
-		if !x.start.Before(from) && x.start.Before(to) {
-			n++
-		}
-	}
-	return n
-}
-
 // checkTransition asserts that every exchange got the before or the after
 // answer of its ask; that every exchange started in [frozenFrom, frozenTo)
 // got the before answer; and that no exchange got a before answer once an

@@ -42,9 +42,9 @@ const DefaultSettle = time.Second
 // with the names of the policies dropped); in file mode, or when it was the
 // last file, the source is empty and the rule above applies.
 type Source struct {
-	path    string
-	store   *table.Store
-	log     logr.Logger
+	path  string
+	store *table.Store
+	log   logr.Logger
 	// pipeline builds, swaps and reports: the step the Kubernetes source
 	// shares (compile.Pipeline).
 	pipeline *compile.Pipeline
