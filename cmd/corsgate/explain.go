@@ -23,6 +23,7 @@ import (
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/explain"
 	"github.com/corsgate/corsgate/internal/filesource"
+	"github.com/corsgate/corsgate/internal/observe"
 )
 
 // A tool is a subcommand: it returns the process's exit status.
@@ -236,6 +237,9 @@ Examples:
   corsgate explain https://api.example.com/v1/orders -H 'Origin: https://app.example.com' --credentials -o json
   kubectl corsgate explain --context prod -X OPTIONS https://api.example.com/ -H 'Origin: https://x.example' \
       -H 'Access-Control-Request-Method: DELETE'
+  # Which origins has the deciding policy allowed and denied (before switching DryRun to Enforce)?
+  kubectl -n corsgate-system port-forward deploy/corsgate 8080 &
+  corsgate explain --observed http://localhost:8080 https://api.example.com/v1/orders -H 'Origin: https://x.example'
 
 Outcomes: preflight-allowed, preflight-rejected (answered at the edge),
 actual-allowed, actual-denied (the request goes upstream; the edge sets or
@@ -260,6 +264,7 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		credentials              bool
 		cluster                  clusterFlags
 		ownership                string
+		observed                 string
 	)
 	fs.StringVar(&method, "X", "GET", "The request's method, as curl's -X (OPTIONS for a preflight).")
 	fs.StringVar(&method, "request", "GET", "Same as -X.")
@@ -270,6 +275,7 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&policies, "policies", "", "Read CorsPolicy objects from this YAML file or folder, as `corsgate --policies` does, instead of the cluster.")
 	fs.StringVar(&output, "o", "text", "Output: text (for people) or json (one object: policy, kind, outcome, reason, status, headers...).")
 	fs.StringVar(&ownership, "host-ownership", "Enforce", "Cluster mode: Enforce (serve a CorsPolicy only where a CorsHostGrant admits it) or Open, as the server's --host-ownership.")
+	fs.StringVar(&observed, "observed", "", "Also show the origins the deciding policy has seen, allowed and denied, read from a running corsgate's metrics address (e.g. http://localhost:8080).")
 	cluster.bind(fs)
 	fs.Usage = func() { fmt.Fprint(stderr, explainUsage); fs.PrintDefaults() }
 
@@ -310,11 +316,18 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "corsgate explain:", err)
 		return 2
 	}
+	var seen *observe.PolicyOrigins
+	if observed != "" && res.Policy != nil {
+		if seen, err = fetchObserved(observed, *res.Policy); err != nil {
+			fmt.Fprintln(stderr, "corsgate explain:", err)
+			return 1
+		}
+	}
 	if output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(res); err != nil {
+		if err := enc.Encode(observedResult{Result: res, Observed: seen}); err != nil {
 			fmt.Fprintln(stderr, "corsgate explain:", err)
 			return 1
 		}
@@ -323,6 +336,12 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if err := res.WriteText(stdout); err != nil {
 		fmt.Fprintln(stderr, "corsgate explain:", err)
 		return 1
+	}
+	if observed != "" && res.Policy != nil {
+		if err := writeObserved(stdout, *res.Policy, seen); err != nil {
+			fmt.Fprintln(stderr, "corsgate explain:", err)
+			return 1
+		}
 	}
 	return 0
 }
