@@ -135,9 +135,20 @@ func (snap *snapshot) objects() ([]Object, error) {
 }
 
 func policyFiles(path string) ([]string, error) {
-	st, err := os.Stat(path)
+	files, err := PolicyFiles(path)
 	if err != nil {
 		return nil, fmt.Errorf("--policies %s: %w", path, err)
+	}
+	return files, nil
+}
+
+// PolicyFiles lists what the server reads under path: the file itself, or a
+// folder's policy files (*.yaml, *.yml, *.json; sorted, not recursive, hidden
+// files skipped). corsgate lint reads the same list.
+func PolicyFiles(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
 	}
 	if !st.IsDir() {
 		return []string{path}, nil

@@ -8,9 +8,6 @@ package lint
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -190,30 +187,13 @@ func splitFix(msg string) (string, string) {
 	return msg[:cut], msg[cut+2:]
 }
 
-// policyFiles lists what the server reads under path: the file itself, or a
-// folder's policy files (sorted, not recursive, hidden files skipped).
+// policyFiles lists what the server reads under path (filesource.PolicyFiles),
+// and refuses a folder with none.
 func policyFiles(path string) ([]string, error) {
-	st, err := os.Stat(path)
+	files, err := filesource.PolicyFiles(path)
 	if err != nil {
 		return nil, err
 	}
-	if !st.IsDir() {
-		return []string{path}, nil
-	}
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return nil, err
-	}
-	var files []string
-	for _, e := range entries {
-		switch strings.ToLower(filepath.Ext(e.Name())) {
-		case ".yaml", ".yml", ".json":
-			if !e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-	}
-	sort.Strings(files)
 	if len(files) == 0 {
 		return nil, errors.New(path + ": no *.yaml, *.yml or *.json file in this folder")
 	}
