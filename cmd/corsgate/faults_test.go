@@ -196,10 +196,12 @@ func TestKubeAPIServerLostMidRun(t *testing.T) {
 
 // TestKubeWatchExpiredRelists: corsgate's watch breaks (a partition between
 // it and a running API server), the policies change, and etcd is compacted
-// past the last revision corsgate saw. When the partition heals, resuming
-// the watch fails with 410 Gone ("too old resource version"), so corsgate
-// must list again; the deletion of "gone" is then visible only in that
-// list, its event having been compacted away.
+// past the last revision corsgate saw. When the partition heals, a watch
+// resumed from that revision fails with 410 Gone ("too old resource
+// version"), so corsgate must list again: the deletion of "gone" is then
+// visible only in a fresh list, its event having been compacted away.
+// (client-go may also relist straight away after a broken stream; either
+// way the test shows that the list happened and was applied.)
 //
 // The API server runs with --watch-cache=false so that watches are served
 // by etcd at the client's revision and the compaction decides. With the
