@@ -8,9 +8,12 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/corsgate/corsgate/extproc"
+	"github.com/corsgate/corsgate/internal/extprocwire"
 )
 
 // benchExchanges are the HTTP exchanges a CORS edge sees most, as the
@@ -143,3 +146,76 @@ func (s *memStream) Context() context.Context     { return s.ctx }
 func (s *memStream) SetHeader(metadata.MD) error  { return nil }
 func (s *memStream) SendHeader(metadata.MD) error { return nil }
 func (s *memStream) SetTrailer(metadata.MD)       {}
+
+// BenchmarkProcessWireServerOnly is BenchmarkProcessServerOnly for the wire
+// path Runner serves: each message is decoded from its wire bytes by
+// extprocwire.Codec, and each reply encoded by it, as grpc-go would call
+// the codec, without the transport. mode=noop is the same exchange through
+// a server that does no CORS work (decode, answer a fixed reply): the
+// difference is what corsgate's own code costs.
+//
+//	go test -run '^$' -bench ProcessWireServerOnly -benchmem ./extproc/
+func BenchmarkProcessWireServerOnly(b *testing.B) {
+	srv := extproc.NewServer(newStore(b, appPolicy, forwardPolicy, dryRunPolicy, exposeAllPolicy))
+	codec := extprocwire.NewCodec()
+	for _, ex := range benchExchanges {
+		wire := make([][]byte, len(ex.msgs))
+		for i, m := range ex.msgs {
+			var err error
+			if wire[i], err = proto.Marshal(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(ex.name+"/mode=corsgate", func(b *testing.B) {
+			b.ReportAllocs()
+			stream := &wireMemStream{ctx: context.Background(), codec: codec}
+			for b.Loop() {
+				stream.msgs, stream.next, stream.done = wire, 0, false
+				if err := srv.ProcessWire(stream); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(ex.name+"/mode=noop", func(b *testing.B) {
+			b.ReportAllocs()
+			stream := &wireMemStream{ctx: context.Background(), codec: codec}
+			reply := extprocwire.Encode(&extprocv3.ProcessingResponse{})
+			for b.Loop() {
+				stream.msgs, stream.next, stream.done = wire, 0, false
+				req := &extprocwire.Request{Headers: make([]extprocwire.Header, 0, 16)}
+				for stream.RecvMsg(req) == nil {
+					_ = stream.SendMsg(reply)
+				}
+			}
+		})
+	}
+}
+
+// wireMemStream feeds wire-format messages through the codec, as grpc-go's
+// recv does, and marshals each reply, as its send does.
+type wireMemStream struct {
+	grpc.ServerStream
+	ctx   context.Context
+	codec *extprocwire.Codec
+	msgs  [][]byte
+	next  int
+	done  bool
+}
+
+func (s *wireMemStream) RecvMsg(m any) error {
+	if s.next == len(s.msgs) || s.done {
+		return io.EOF
+	}
+	s.next++
+	return s.codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(s.msgs[s.next-1])}, m)
+}
+
+func (s *wireMemStream) SendMsg(m any) error {
+	if r, ok := m.(*extprocv3.ProcessingResponse); ok {
+		s.done = r.GetImmediateResponse() != nil
+	}
+	data, err := s.codec.Marshal(m)
+	data.Free()
+	return err
+}
+func (s *wireMemStream) Context() context.Context { return s.ctx }

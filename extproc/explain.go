@@ -1,9 +1,8 @@
 package extproc
 
 import (
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/extprocwire"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -60,35 +59,34 @@ type EdgeAnswer struct {
 // response (whose headers are upstream, lower-case names) for ActionContinue,
 // and nothing for ActionPassThrough.
 func Answer(d *cors.Decision, upstream []cors.Header) EdgeAnswer {
+	var a answer
 	switch d.Action {
 	case cors.ActionRespond:
-		imm := immediateResponse(d).GetImmediateResponse()
-		a := EdgeAnswer{Respond: true, Status: int(imm.GetStatus().GetCode()), Details: imm.GetDetails()}
-		a.Headers = fromOptions(imm.GetHeaders().GetSetHeaders())
-		return a
+		a.immediateResponse(d)
+		return EdgeAnswer{Respond: true, Status: int(a.status), Details: a.details, Headers: corsHeaders(a.set)}
 	case cors.ActionContinue:
-		remove, set := responseMutation(d, headerValues(upstream), new(responseHeadersReply))
-		return EdgeAnswer{Remove: append([]string(nil), remove...), Headers: fromOptions(set)}
+		a.responseMutation(d, headerValues(upstream))
+		return EdgeAnswer{Remove: append([]string(nil), a.remove...), Headers: corsHeaders(a.set)}
 	default:
 		return EdgeAnswer{}
 	}
 }
 
-func headerValues(headers []cors.Header) []*corev3.HeaderValue {
-	hv := make([]*corev3.HeaderValue, len(headers))
+func headerValues(headers []cors.Header) []extprocwire.Header {
+	hv := make([]extprocwire.Header, len(headers))
 	for i, h := range headers {
-		hv[i] = &corev3.HeaderValue{Key: h.Name, RawValue: []byte(h.Value)}
+		hv[i] = extprocwire.Header{Key: h.Name, Value: h.Value}
 	}
 	return hv
 }
 
-func fromOptions(opts []*corev3.HeaderValueOption) []cors.Header {
-	if len(opts) == 0 {
+func corsHeaders(set []extprocwire.Header) []cors.Header {
+	if len(set) == 0 {
 		return nil
 	}
-	out := make([]cors.Header, len(opts))
-	for i, o := range opts {
-		out[i] = cors.Header{Name: o.GetHeader().GetKey(), Value: headerValue(o.GetHeader())}
+	out := make([]cors.Header, len(set))
+	for i, h := range set {
+		out[i] = cors.Header{Name: h.Key, Value: h.Value}
 	}
 	return out
 }

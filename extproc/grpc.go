@@ -14,11 +14,13 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
+
+	"github.com/corsgate/corsgate/internal/extprocwire"
 )
 
 // ServiceName is the ext_proc service's full name, the one Envoy's
 // grpc_health_check and Kubernetes gRPC probes ask about (docs/envoy.md#connections-latency-and-health-checks).
-const ServiceName = "envoy.service.ext_proc.v3.ExternalProcessor"
+const ServiceName = extprocwire.ServiceName
 
 // MinPingInterval is the shortest HTTP/2 keepalive ping interval the server
 // tolerates from a client. grpc-go's default (5 minutes) answers more frequent
@@ -50,12 +52,25 @@ func ServerOptions() []grpc.ServerOption {
 // UNAVAILABLE: a Watch never ends by itself (grpc-go's client-side health
 // checking keeps one open per connection), so it would otherwise hold a
 // graceful stop for its whole timeout.
+//
+// Register uses the generated service and grpc-go's proto codec, so it works
+// on any grpc.Server. Runner serves the same Server straight from the wire
+// (internal/extprocwire), which costs less per exchange.
 func Register(ctx context.Context, gs *grpc.Server, s *Server) *health.Server {
+	return register(ctx, gs, s, func() { extprocv3.RegisterExternalProcessorServer(gs, s) })
+}
+
+// registerWire is Register for a server built with extprocwire.ServerOption.
+func registerWire(ctx context.Context, gs *grpc.Server, s *Server) *health.Server {
+	return register(ctx, gs, s, func() { gs.RegisterService(extprocwire.ServiceDesc(s.processWire), nil) })
+}
+
+func register(ctx context.Context, gs *grpc.Server, s *Server, registerProcessor func()) *health.Server {
 	hs := health.NewServer()
 	// NewServer starts with "" SERVING: say the truth from the first check.
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	hs.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	extprocv3.RegisterExternalProcessorServer(gs, s)
+	registerProcessor()
 	healthpb.RegisterHealthServer(gs, &healthServer{Server: hs, draining: ctx})
 	go func() {
 		select {
@@ -106,8 +121,11 @@ func (r *Runner) Start(ctx context.Context) error {
 	defer cancel()
 	limiter := &streamLimiter{limits: r.Limits.withDefaults()}
 	opts := append(ServerOptions(), limiter.options()...)
+	// The ExternalProcessor is read and answered on the wire
+	// (internal/extprocwire); health keeps grpc-go's codec.
+	opts = append(opts, extprocwire.ServerOption())
 	gs := grpc.NewServer(append(opts, r.Options...)...)
-	hs := Register(ctx, gs, r.Server)
+	hs := registerWire(ctx, gs, r.Server)
 	log := r.Log
 	if log.GetSink() == nil {
 		log = logr.Discard()

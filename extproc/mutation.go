@@ -5,6 +5,8 @@ import (
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/corsgate/corsgate/internal/extprocwire"
 )
 
 // The replies below are shared by every stream and never mutated. Sharing a
@@ -70,6 +72,40 @@ var (
 		Response: &extprocv3.ProcessingResponse_ResponseTrailers{ResponseTrailers: &extprocv3.TrailersResponse{}},
 	}
 )
+
+// The fixed replies, encoded once: the wire path (processWire) sends these
+// bytes as they are.
+var (
+	passThroughEncoded              = extprocwire.Encode(passThrough)
+	requestContinueEncoded          = extprocwire.Encode(requestContinue)
+	responseContinueEncoded         = extprocwire.Encode(responseContinue)
+	requestBodyContinueEncoded      = extprocwire.Encode(requestBodyContinue)
+	responseBodyContinueEncoded     = extprocwire.Encode(responseBodyContinue)
+	requestTrailersContinueEncoded  = extprocwire.Encode(requestTrailersContinue)
+	responseTrailersContinueEncoded = extprocwire.Encode(responseTrailersContinue)
+)
+
+// encoded returns resp's encoding when it is one of the fixed replies, else
+// nil (the reply is then marshalled).
+func encoded(resp *extprocv3.ProcessingResponse) *extprocwire.Encoded {
+	switch resp {
+	case passThrough:
+		return passThroughEncoded
+	case requestContinue:
+		return requestContinueEncoded
+	case responseContinue:
+		return responseContinueEncoded
+	case requestBodyContinue:
+		return requestBodyContinueEncoded
+	case responseBodyContinue:
+		return responseBodyContinueEncoded
+	case requestTrailersContinue:
+		return requestTrailersContinueEncoded
+	case responseTrailersContinue:
+		return responseTrailersContinueEncoded
+	}
+	return nil
+}
 
 // setBuilder builds HeaderMutation.set_headers for a known number of headers,
 // in a reply's own storage when they fit (no allocation of its own), else with
@@ -186,4 +222,102 @@ type responseHeadersReply struct {
 	mutation extprocv3.HeaderMutation
 	set      responseSetStorage
 	remove   [2]string // room for remove_headers
+}
+
+// answer is the reply to one message in corsgate's terms: one of the fixed
+// replies, an immediate response, or a mutation of the upstream's response
+// headers. Each exchange puts it into Envoy's its own way: protoExchange as
+// go-control-plane messages (message), wireExchange as bytes (wire). The
+// storage at the end holds the usual headers without an allocation.
+type answer struct {
+	fixed     *extprocv3.ProcessingResponse
+	immediate bool
+	status    uint32
+	details   string
+	remove    []string
+	set       []extprocwire.Header
+
+	// A preflight answer has at most seven headers (ACAO, ACAC, ACAM, ACAH,
+	// ACMA, ACAPN, Vary); a response mutation at most five, usually four
+	// (ACAO, ACAC, ACEH, Vary).
+	setRoom    [7]extprocwire.Header
+	removeRoom [2]string
+}
+
+func (a *answer) reset() {
+	a.fixed, a.immediate, a.status, a.details, a.remove, a.set = nil, false, 0, "", nil, nil
+}
+
+// message is the answer as a go-control-plane message.
+func (a *answer) message() *extprocv3.ProcessingResponse {
+	switch {
+	case a.fixed != nil:
+		return a.fixed
+	case a.immediate:
+		return immediateMessage(a.status, a.set, a.details)
+	default:
+		return mutationMessage(a.remove, a.set)
+	}
+}
+
+// wire is the answer encoded for extprocwire.Codec.
+func (a *answer) wire() any {
+	switch {
+	case a.fixed != nil:
+		return encoded(a.fixed)
+	case a.immediate:
+		return extprocwire.ImmediateResponse(a.status, a.set, a.details)
+	default:
+		return extprocwire.ResponseHeaderMutation(a.remove, a.set)
+	}
+}
+
+// immediateMessage lays out an immediate response in one allocation.
+func immediateMessage(status uint32, set []extprocwire.Header, details string) *extprocv3.ProcessingResponse {
+	var r *immediateReply
+	if len(set) > 0 {
+		rh := new(immediateReplyWithHeaders)
+		b := rh.set.builder(len(set), headersLen(set))
+		for _, h := range set {
+			b.set(h.Key, h.Value)
+		}
+		r = &rh.immediateReply
+		r.mutation.SetHeaders = b.done()
+		r.imm.Headers = &r.mutation
+	} else {
+		r = new(immediateReply)
+	}
+	r.imm.Status = httpStatus(int(status))
+	r.imm.Details = details
+	r.oneof.ImmediateResponse = &r.imm
+	r.resp.Response = &r.oneof
+	return &r.resp
+}
+
+// mutationMessage lays out a response-headers mutation in one allocation.
+func mutationMessage(remove []string, set []extprocwire.Header) *extprocv3.ProcessingResponse {
+	r := new(responseHeadersReply)
+	if len(set) > 0 {
+		b := r.set.builder(len(set), headersLen(set))
+		for _, h := range set {
+			b.set(h.Key, h.Value)
+		}
+		r.mutation.SetHeaders = b.done()
+	}
+	if len(remove) > 0 {
+		r.mutation.RemoveHeaders = append(r.remove[:0], remove...)
+	}
+	r.common.HeaderMutation = &r.mutation
+	r.headers.Response = &r.common
+	r.oneof.ResponseHeaders = &r.headers
+	r.resp.Response = &r.oneof
+	return &r.resp
+}
+
+func headersLen(headers []extprocwire.Header) int {
+	n := 0
+	for _, h := range headers {
+		n += len(h.Value)
+	}
+	return n
 }

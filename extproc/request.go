@@ -2,29 +2,27 @@ package extproc
 
 import (
 	"strings"
-	"unsafe"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/extprocwire"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
 // requestHeaders is the request phase: look the request up, decide, and turn
 // the decision into Envoy's reply.
-func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+func (s *Server) requestHeaders(st *streamState, headers []extprocwire.Header, a *answer) error {
 	switch st.phase {
 	case phaseStart:
 	case phaseResponse:
-		return nil, protocolError("request_headers after response_headers on the same stream; Envoy sends request headers first, once per stream")
+		return protocolError("request_headers after response_headers on the same stream; Envoy sends request headers first, once per stream")
 	default:
-		return nil, protocolError("second request_headers on the same stream; Envoy opens one stream per HTTP request")
+		return protocolError("second request_headers on the same stream; Envoy opens one stream per HTTP request")
 	}
 
 	var req cors.Request
-	authority, path := readRequest(h.GetHeaders().GetHeaders(), &req)
+	authority, path := readRequest(headers, &req)
 
 	// Lookup reads the path as the upstream may (decoded, dot segments
 	// removed: docs/paths.md); readings that select different policies make
@@ -38,7 +36,8 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 		// honoured with allow_mode_override; otherwise responseHeaders answers
 		// an empty reply).
 		st.phase = phaseRequest
-		return passThrough, nil
+		a.fixed = passThrough
+		return nil
 	}
 
 	d := &st.decision
@@ -52,15 +51,16 @@ func (s *Server) requestHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ext
 	switch d.Action {
 	case cors.ActionRespond:
 		st.phase = phaseResponded
-		return immediateResponse(d), nil
+		a.immediateResponse(d)
 	case cors.ActionContinue:
 		st.phase = phaseRequest
 		st.apply = true
-		return requestContinue, nil
+		a.fixed = requestContinue
 	default: // cors.ActionPassThrough: DryRun, or a preflight forwarded as is.
 		st.phase = phaseRequest
-		return passThrough, nil
+		a.fixed = passThrough
 	}
+	return nil
 }
 
 // pathOnly is path without its query and fragment, which may carry tokens
@@ -74,36 +74,51 @@ func pathOnly(path string) string {
 
 // readRequest extracts what the engine and the table read from Envoy's request
 // headers. Envoy sends keys in lower case and, since 1.27, values in raw_value
-// (docs/envoy.md#how-request-headers-arrive); Value is read only when raw_value is empty, to tolerate older
-// Envoys. A repeated CORS header (which Envoy joins into one value when the
-// name is an inline header, docs/envoy.md#how-request-headers-arrive) is joined with "," here too, so the
-// engine sees the same thing either way: a comma in Origin makes it malformed.
-func readRequest(headers []*corev3.HeaderValue, req *cors.Request) (authority, path string) {
-	for _, hv := range headers {
-		switch hv.GetKey() {
+// (docs/envoy.md#how-request-headers-arrive); the value field is read only
+// when raw_value is empty, to tolerate older Envoys (extprocwire.Header). A
+// repeated CORS header (which Envoy joins into one value when the name is an
+// inline header, docs/envoy.md#how-request-headers-arrive) is joined with ","
+// here too, so the engine sees the same thing either way: a comma in Origin
+// makes it malformed. The header names read are those of readsRequestHeader.
+func readRequest(headers []extprocwire.Header, req *cors.Request) (authority, path string) {
+	for _, h := range headers {
+		switch h.Key {
 		case ":authority":
-			authority = headerValue(hv)
+			authority = h.Value
 		case ":path":
-			path = headerValue(hv)
+			path = h.Value
 		case ":method":
-			req.Method = headerValue(hv)
+			req.Method = h.Value
 		case "origin":
-			req.Origin = join(req.Origin, req.HasOrigin, headerValue(hv))
+			req.Origin = join(req.Origin, req.HasOrigin, h.Value)
 			req.HasOrigin = true
 		case "access-control-request-method":
-			req.AccessControlRequestMethod = join(req.AccessControlRequestMethod, req.AccessControlRequestMethod != "", headerValue(hv))
+			req.AccessControlRequestMethod = join(req.AccessControlRequestMethod, req.AccessControlRequestMethod != "", h.Value)
 		case "access-control-request-headers":
-			req.AccessControlRequestHeaders = join(req.AccessControlRequestHeaders, req.AccessControlRequestHeaders != "", headerValue(hv))
+			req.AccessControlRequestHeaders = join(req.AccessControlRequestHeaders, req.AccessControlRequestHeaders != "", h.Value)
 		case "access-control-request-private-network":
-			req.AccessControlRequestPrivateNetwork = join(req.AccessControlRequestPrivateNetwork, req.AccessControlRequestPrivateNetwork != "", headerValue(hv))
+			req.AccessControlRequestPrivateNetwork = join(req.AccessControlRequestPrivateNetwork, req.AccessControlRequestPrivateNetwork != "", h.Value)
 		case "sec-fetch-site":
 			// Joined like the others: a repeated Sec-Fetch-Site is no known
 			// value, so cross-origin protection refuses it unless trusted.
-			req.SecFetchSite = join(req.SecFetchSite, req.SecFetchSite != "", headerValue(hv))
+			req.SecFetchSite = join(req.SecFetchSite, req.SecFetchSite != "", h.Value)
 		}
 	}
 	req.Host = authority
 	return authority, path
+}
+
+// readsRequestHeader reports whether readRequest reads the request header
+// key. The wire decoder keeps only these of request_headers (a browser sends
+// a dozen more, which no CORS decision reads); a test keeps the two lists
+// the same.
+func readsRequestHeader(key string) bool {
+	switch key {
+	case ":authority", ":path", ":method", "origin", "access-control-request-method",
+		"access-control-request-headers", "access-control-request-private-network", "sec-fetch-site":
+		return true
+	}
+	return false
 }
 
 // join appends v to a repeated header's earlier value(s) the way Envoy folds
@@ -115,53 +130,17 @@ func join(prev string, seen bool, v string) string {
 	return prev + "," + v
 }
 
-// headerValue returns a header's value without copying it.
-//
-// The string aliases hv.RawValue. That is safe because the bytes are never
-// written again: grpc-go's proto codec unmarshals every received message into
-// fresh memory (proto.Unmarshal copies bytes fields out of the transport
-// buffer, which grpc-go then recycles), the message belongs to this stream
-// alone, and nothing in this package mutates it. The
-// aliasing keeps the request phase free of per-header allocations; the
-// strings (and the Decision's substrings of them) keep the message's bytes
-// alive for as long as they are used.
-func headerValue(hv *corev3.HeaderValue) string {
-	if raw := hv.GetRawValue(); len(raw) > 0 {
-		return unsafe.String(unsafe.SliceData(raw), len(raw))
-	}
-	return hv.GetValue()
-}
-
 // immediateResponse answers a preflight at the edge (docs/envoy.md#immediate-responses): the status,
 // the decision's headers (all of them: Envoy sends no response_headers after
 // an immediate response), and details for Envoy's %RESPONSE_CODE_DETAILS%.
-func immediateResponse(d *cors.Decision) *extprocv3.ProcessingResponse {
-	var r *immediateReply
-	if headers := d.Headers.All(); len(headers) > 0 {
-		rh := new(immediateReplyWithHeaders)
-		b := rh.set.builder(len(headers), headersLen(headers))
-		for _, h := range headers {
-			b.set(h.Name, h.Value)
-		}
-		r = &rh.immediateReply
-		r.mutation.SetHeaders = b.done()
-		r.imm.Headers = &r.mutation
-	} else {
-		r = new(immediateReply)
+func (a *answer) immediateResponse(d *cors.Decision) {
+	a.immediate = true
+	a.status = uint32(d.Status)
+	a.details = details(d)
+	a.set = a.setRoom[:0]
+	for _, h := range d.Headers.All() {
+		a.set = append(a.set, extprocwire.Header{Key: h.Name, Value: h.Value})
 	}
-	r.imm.Status = httpStatus(d.Status)
-	r.imm.Details = details(d)
-	r.oneof.ImmediateResponse = &r.imm
-	r.resp.Response = &r.oneof
-	return &r.resp
-}
-
-func headersLen(headers []cors.Header) int {
-	n := 0
-	for _, h := range headers {
-		n += len(h.Value)
-	}
-	return n
 }
 
 // Shared, never-mutated statuses for the two answers the engine gives.

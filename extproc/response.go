@@ -3,15 +3,13 @@ package extproc
 import (
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/extprocwire"
 )
 
 // responseHeaders is the response phase: make the edge authoritative for CORS
 // on the upstream's response.
-func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+func (s *Server) responseHeaders(st *streamState, headers []extprocwire.Header, a *answer) error {
 	switch st.phase {
 	case phaseStart:
 		// The stream starts with response_headers: a local reply made by
@@ -19,12 +17,13 @@ func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ex
 		// the request (docs/envoy.md#streams-that-start-with-response-headers). There are no request headers to decide
 		// on, so it passes through.
 		st.phase = phaseResponse
-		return responseContinue, nil
+		a.fixed = responseContinue
+		return nil
 	case phaseRequest:
 	case phaseResponded:
-		return nil, protocolError("response_headers after an immediate response; Envoy sends nothing more on a stream it answered locally")
+		return protocolError("response_headers after an immediate response; Envoy sends nothing more on a stream it answered locally")
 	default:
-		return nil, protocolError("second response_headers on the same stream; Envoy sends response headers once per stream")
+		return protocolError("second response_headers on the same stream; Envoy sends response headers once per stream")
 	}
 	st.phase = phaseResponse
 
@@ -32,22 +31,15 @@ func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ex
 		// No policy, DryRun, or a forwarded preflight: the request phase asked
 		// Envoy to skip this phase, and Envoy (allow_mode_override: false)
 		// asked anyway. Nothing changes.
-		return responseContinue, nil
+		a.fixed = responseContinue
+		return nil
 	}
-	// The reply is allocated first so that the mutation is built inside it;
-	// a response that needs no change (rare under an enforcing policy)
-	// drops it.
-	r := new(responseHeadersReply)
-	remove, set := responseMutation(&st.decision, h.GetHeaders().GetHeaders(), r)
-	if len(remove) == 0 && len(set) == 0 {
-		return responseContinue, nil
+	a.responseMutation(&st.decision, headers)
+	if len(a.remove) == 0 && len(a.set) == 0 {
+		// A response that needs no change: rare under an enforcing policy.
+		a.fixed = responseContinue
 	}
-	r.mutation.RemoveHeaders, r.mutation.SetHeaders = remove, set
-	r.common.HeaderMutation = &r.mutation
-	r.headers.Response = &r.common
-	r.oneof.ResponseHeaders = &r.headers
-	r.resp.Response = &r.oneof
-	return &r.resp, nil
+	return nil
 }
 
 // responseMutation computes the change to an upstream response under an
@@ -59,74 +51,51 @@ func (s *Server) responseHeaders(st *streamState, h *extprocv3.HttpHeaders) (*ex
 //   - exposeHeaders "*" with credentials lists the upstream's own header names;
 //   - Origin joins the upstream's Vary without losing or repeating a value.
 //
-// Both lists are empty when the response needs no change. They are built in
-// r's storage where they fit.
-func responseMutation(d *cors.Decision, upstream []*corev3.HeaderValue, r *responseHeadersReply) (remove []string, set []*corev3.HeaderValueOption) {
-	remove = upstreamAccessControl(upstream, r.remove[:0])
+// Both lists (a.remove, a.set) are empty when the response needs no change.
+// They are built in a's storage where they fit.
+func (a *answer) responseMutation(d *cors.Decision, upstream []extprocwire.Header) {
+	a.remove = upstreamAccessControl(upstream, a.removeRoom[:0])
+	a.set = a.setRoom[:0]
 
-	decided := d.Headers.All()
 	var decisionVary, decisionExpose string
-	nset, size := 0, 0
-	for _, h := range decided {
+	for _, h := range d.Headers.All() {
 		switch {
 		case h.Name == cors.HeaderVary:
 			decisionVary = h.Value
 		case h.Name == cors.HeaderACEH && d.ExposeResponseHeaders:
 			decisionExpose = h.Value
 		default:
-			nset++
-			size += len(h.Value)
+			a.set = append(a.set, extprocwire.Header{Key: h.Name, Value: h.Value})
 		}
 	}
-
 	var expose string
 	if d.ExposeResponseHeaders {
 		expose = exposeList(decisionExpose, upstream)
-		if expose != "" {
-			nset++
-			size += len(expose)
-		}
 	}
 	vary, varyChanged := mergeVary(upstream, decisionVary)
+	if expose != "" {
+		a.set = append(a.set, extprocwire.Header{Key: cors.HeaderACEH, Value: expose})
+	}
 	if varyChanged {
-		nset++
-		size += len(vary)
+		a.set = append(a.set, extprocwire.Header{Key: cors.HeaderVary, Value: vary})
 	}
-
-	if nset > 0 {
-		b := r.set.builder(nset, size)
-		for _, h := range decided {
-			if h.Name == cors.HeaderVary || (h.Name == cors.HeaderACEH && d.ExposeResponseHeaders) {
-				continue
-			}
-			b.set(h.Name, h.Value)
-		}
-		if expose != "" {
-			b.set(cors.HeaderACEH, expose)
-		}
-		if varyChanged {
-			b.set(cors.HeaderVary, vary)
-		}
-		set = b.done()
-	}
-	return remove, set
 }
 
 // upstreamAccessControl lists, once each, the Access-Control-* header names
 // present in the upstream response, appended to names (which has room for
 // the usual few); nil when there are none.
-func upstreamAccessControl(upstream []*corev3.HeaderValue, names []string) []string {
+func upstreamAccessControl(upstream []extprocwire.Header, names []string) []string {
 	n := 0
-	for _, hv := range upstream {
-		if strings.HasPrefix(hv.GetKey(), cors.PrefixAccessControl) {
+	for _, h := range upstream {
+		if strings.HasPrefix(h.Key, cors.PrefixAccessControl) {
 			n++
 		}
 	}
 	if n == 0 {
 		return nil
 	}
-	for _, hv := range upstream {
-		if k := hv.GetKey(); strings.HasPrefix(k, cors.PrefixAccessControl) && !contains(names, k) {
+	for _, h := range upstream {
+		if k := h.Key; strings.HasPrefix(k, cors.PrefixAccessControl) && !contains(names, k) {
 			names = append(names, k)
 		}
 	}
@@ -149,7 +118,7 @@ func contains(list []string, s string) bool {
 // "*" (which varies on everything, RFC 9110 §12.5.5). The whole value is
 // written with append false: appending to an inline header that already says
 // Origin would make "Origin,Origin" (docs/envoy.md#repeated-and-inline-headers).
-func mergeVary(upstream []*corev3.HeaderValue, decisionVary string) (value string, changed bool) {
+func mergeVary(upstream []extprocwire.Header, decisionVary string) (value string, changed bool) {
 	if upstreamHasVary(upstream, "*") {
 		return "", false
 	}
@@ -171,11 +140,11 @@ func mergeVary(upstream []*corev3.HeaderValue, decisionVary string) (value strin
 			b.WriteString(", ")
 		}
 	}
-	for _, hv := range upstream {
-		if hv.GetKey() != cors.HeaderVary {
+	for _, h := range upstream {
+		if h.Key != cors.HeaderVary {
 			continue
 		}
-		for t := range strings.SplitSeq(headerValue(hv), ",") {
+		for t := range strings.SplitSeq(h.Value, ",") {
 			if t = trimOWS(t); t != "" {
 				sep()
 				b.WriteString(t)
@@ -197,9 +166,9 @@ func mergeVary(upstream []*corev3.HeaderValue, decisionVary string) (value strin
 	return b.String(), true
 }
 
-func upstreamHasVary(upstream []*corev3.HeaderValue, token string) bool {
-	for _, hv := range upstream {
-		if hv.GetKey() == cors.HeaderVary && hasToken(headerValue(hv), token) {
+func upstreamHasVary(upstream []extprocwire.Header, token string) bool {
+	for _, h := range upstream {
+		if h.Key == cors.HeaderVary && hasToken(h.Value, token) {
 			return true
 		}
 	}
@@ -231,7 +200,7 @@ func trimOWS(s string) string {
 // Set-Cookie and Set-Cookie2, which a browser never exposes (forbidden
 // response-header names); and Access-Control-* headers, which the edge
 // removes. Returns "" when nothing is left.
-func exposeList(configured string, upstream []*corev3.HeaderValue) string {
+func exposeList(configured string, upstream []extprocwire.Header) string {
 	var b strings.Builder
 	add := func(name string) {
 		if name == "" || name == "*" || hasToken(b.String(), name) {
@@ -245,8 +214,8 @@ func exposeList(configured string, upstream []*corev3.HeaderValue) string {
 	for t := range strings.SplitSeq(configured, ",") {
 		add(trimOWS(t))
 	}
-	for _, hv := range upstream {
-		if k := hv.GetKey(); exposable(k) {
+	for _, h := range upstream {
+		if k := h.Key; exposable(k) {
 			add(k)
 		}
 	}

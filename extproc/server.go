@@ -22,10 +22,12 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/extprocwire"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -145,25 +147,91 @@ func NewServer(store *table.Store, opts ...Option) *Server {
 	return s
 }
 
-// Process serves one stream, that is one HTTP request. The loop is Recv →
-// handle → Send until Envoy ends the stream; the server never ends it first
-// with OK, because Envoy would then silently skip the remaining phases
+// Process serves one stream, that is one HTTP request, received as
+// go-control-plane messages: the server as registered with the generated
+// extprocv3.RegisterExternalProcessorServer. Runner serves the same loop
+// straight from the wire instead (processWire). The loop is Recv → handle →
+// Send until Envoy ends the stream; the server never ends it first with OK,
+// because Envoy would then silently skip the remaining phases
 // (docs/envoy.md#the-rules-that-matter-most rule 7).
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	x := &protoExchange{stream: stream}
+	x.req.Headers = x.headers[:0]
+	return serve(s, x, &x.req, &x.ans)
+}
+
+// processWire serves one stream over the extprocwire codec: messages are
+// read from the wire into an extprocwire.Request (only the headers a
+// decision reads are kept, docs/performance.md#the-ext_proc-exchange), and
+// the fixed replies go out pre-encoded. Everything else is Process's loop.
+func (s *Server) processWire(stream grpc.ServerStream) error {
+	// One allocation per stream holds the exchange, the request it decodes
+	// into (which escapes through RecvMsg's interface) and room for its
+	// headers.
+	x := &wireExchange{stream: stream}
+	x.req.Headers = x.headers[:0]
+	x.req.KeepRequestHeader = readsRequestHeader
+	return serve(s, x, &x.req, &x.ans)
+}
+
+// exchange is a stream as the loop sees it: messages in, replies out.
+type exchange interface {
+	recv(r *extprocwire.Request) error
+	send(a *answer) error
+}
+
+// headerRoom is how many headers a stream holds without a further
+// allocation: the request headers readRequest reads, or a typical
+// upstream response's.
+const headerRoom = 16
+
+// protoExchange reads go-control-plane messages.
+type protoExchange struct {
+	stream  extprocv3.ExternalProcessor_ProcessServer
+	req     extprocwire.Request
+	headers [headerRoom]extprocwire.Header
+	ans     answer
+}
+
+func (x *protoExchange) recv(r *extprocwire.Request) error {
+	msg, err := x.stream.Recv()
+	if err != nil {
+		return err
+	}
+	extprocwire.FromProto(msg, r)
+	return nil
+}
+
+func (x *protoExchange) send(a *answer) error { return x.stream.Send(a.message()) }
+
+// wireExchange reads the wire with extprocwire.Codec.
+type wireExchange struct {
+	stream  grpc.ServerStream
+	req     extprocwire.Request
+	headers [headerRoom]extprocwire.Header
+	ans     answer
+}
+
+func (x *wireExchange) recv(r *extprocwire.Request) error { return x.stream.RecvMsg(r) }
+
+func (x *wireExchange) send(a *answer) error { return x.stream.SendMsg(a.wire()) }
+
+// serve is the loop of both exchanges. It is generic so that each gets a
+// copy with direct calls.
+func serve[X exchange](s *Server, x X, req *extprocwire.Request, a *answer) error {
 	if s.timing == nil {
-		return s.process(stream)
+		return s.loop(x, req, a)
 	}
 	start := time.Now()
-	err := s.process(stream)
+	err := s.loop(x, req, a)
 	s.timing.ObserveStream(time.Since(start))
 	return err
 }
 
-func (s *Server) process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+func (s *Server) loop(x exchange, req *extprocwire.Request, a *answer) error {
 	var st streamState
 	for {
-		msg, err := stream.Recv()
-		if err != nil {
+		if err := x.recv(req); err != nil {
 			return s.streamEnd(err)
 		}
 		if !st.loaded {
@@ -176,15 +244,16 @@ func (s *Server) process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		if s.timing != nil {
 			began = time.Now()
 		}
-		resp, err := s.handle(&st, msg)
+		a.reset()
+		err := s.handle(&st, req, a)
 		if s.timing != nil {
-			s.timing.ObservePhase(phaseOf(msg), time.Since(began))
+			s.timing.ObservePhase(phaseOf(req.Kind), time.Since(began))
 		}
 		if err != nil {
 			s.log.V(1).Info("ext_proc protocol fault; ending the stream", "error", err.Error())
 			return err
 		}
-		if msg.GetObservabilityMode() {
+		if req.ObservabilityMode {
 			// In observability mode Envoy ignores every reply and asks for none
 			// (ProcessingRequest.observability_mode, docs/envoy.md#observability-mode); the
 			// decision was still made and observed. Since the reply is not
@@ -194,7 +263,7 @@ func (s *Server) process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			st.replyIgnored()
 			continue
 		}
-		if err := stream.Send(resp); err != nil {
+		if err := x.send(a); err != nil {
 			return s.streamEnd(err)
 		}
 	}
@@ -248,39 +317,37 @@ func (st *streamState) replyIgnored() {
 
 // handle answers one message. It returns a gRPC status error only for a
 // message that breaks the protocol, never for a CORS denial.
-func (s *Server) handle(st *streamState, msg *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
-	switch m := msg.GetRequest().(type) {
-	case *extprocv3.ProcessingRequest_RequestHeaders:
-		return s.requestHeaders(st, m.RequestHeaders)
-	case *extprocv3.ProcessingRequest_ResponseHeaders:
-		return s.responseHeaders(st, m.ResponseHeaders)
-	case *extprocv3.ProcessingRequest_RequestBody:
+func (s *Server) handle(st *streamState, req *extprocwire.Request, a *answer) error {
+	switch req.Kind {
+	case extprocwire.KindRequestHeaders:
+		return s.requestHeaders(st, req.Headers, a)
+	case extprocwire.KindResponseHeaders:
+		return s.responseHeaders(st, req.Headers, a)
+	case extprocwire.KindRequestBody:
 		// Only an Envoy configured to send bodies sends these; CORS needs
 		// none, and an empty answer lets the body through unchanged.
-		return requestBodyContinue, nil
-	case *extprocv3.ProcessingRequest_ResponseBody:
-		return responseBodyContinue, nil
-	case *extprocv3.ProcessingRequest_RequestTrailers:
-		return requestTrailersContinue, nil
-	case *extprocv3.ProcessingRequest_ResponseTrailers:
-		return responseTrailersContinue, nil
-	case nil:
-		return nil, status.Error(codes.InvalidArgument,
+		a.fixed = requestBodyContinue
+	case extprocwire.KindResponseBody:
+		a.fixed = responseBodyContinue
+	case extprocwire.KindRequestTrailers:
+		a.fixed = requestTrailersContinue
+	case extprocwire.KindResponseTrailers:
+		a.fixed = responseTrailersContinue
+	default:
+		return status.Error(codes.InvalidArgument,
 			"extproc: ProcessingRequest carries no request message (the `request` oneof is empty); "+
 				"send request_headers, response_headers, a body or trailers. Flow-control-only messages "+
 				"are not supported: this server never advertises flow control")
-	default:
-		return nil, status.Errorf(codes.InvalidArgument,
-			"extproc: unsupported ProcessingRequest message %T; this server handles headers, bodies and trailers", m)
 	}
+	return nil
 }
 
-// phaseOf names msg's phase for a TimingObserver.
-func phaseOf(msg *extprocv3.ProcessingRequest) Phase {
-	switch msg.GetRequest().(type) {
-	case *extprocv3.ProcessingRequest_RequestHeaders:
+// phaseOf names a message's phase for a TimingObserver.
+func phaseOf(k extprocwire.Kind) Phase {
+	switch k {
+	case extprocwire.KindRequestHeaders:
 		return PhaseRequestHeaders
-	case *extprocv3.ProcessingRequest_ResponseHeaders:
+	case extprocwire.KindResponseHeaders:
 		return PhaseResponseHeaders
 	default:
 		return PhaseOther

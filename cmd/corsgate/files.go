@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -61,6 +62,17 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 			_, _ = w.Write([]byte("ok"))
 		})
 		g.Go(func() error { return serveHTTP(ctx, o.probeAddr, mux, log.WithName("probes")) })
+	}
+	if o.pprofAddr != "0" && o.pprofAddr != "" {
+		// The same endpoints controller-runtime's PprofBindAddress serves in
+		// Kubernetes mode.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		g.Go(func() error { return serveHTTP(ctx, o.pprofAddr, mux, log.WithName("pprof")) })
 	}
 	return g.Wait()
 }

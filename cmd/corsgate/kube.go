@@ -70,6 +70,7 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 		Metrics: metricsserver.Options{BindAddress: o.metricsAddr,
 			ExtraHandlers: map[string]http.Handler{observe.OriginsPath: obs.OriginsHandler()}},
 		HealthProbeBindAddress: o.probeAddr,
+		PprofBindAddress:       o.pprofAddr,
 		// No LeaderElection: a manager that loses its lease stops serving
 		// too. statusLeader (leader.go) holds the lease for the leader-only
 		// runnables alone.

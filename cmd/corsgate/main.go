@@ -33,6 +33,7 @@ type options struct {
 	grpcAddr                string
 	metricsAddr             string
 	probeAddr               string
+	pprofAddr               string
 	leaderElect             bool
 	leaderElectionNS        string
 	grpcTLSCert, grpcTLSKey string
@@ -55,6 +56,7 @@ func main() {
 	flag.StringVar(&o.grpcAddr, "grpc-bind-address", ":9002", "The address the ext_proc gRPC server (and its gRPC health service) binds to.")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "The address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "The address the /healthz and /readyz probes bind to; 0 disables them.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "The address Go's /debug/pprof/ endpoints bind to, for profiling (keep it on loopback or off); 0 disables them.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader to write CorsPolicy status (Kubernetes mode). Every replica serves traffic either way.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease; defaults to the pod's namespace.")
 	flag.StringVar(&o.grpcTLSCert, "grpc-tls-cert-file", "", "Serve gRPC over TLS with this certificate (PEM, e.g. tls.crt of a cert-manager Secret); needs --grpc-tls-key-file.")
@@ -166,6 +168,10 @@ Examples:
 
   # A single-team cluster, where any namespace may claim any host.
   corsgate --host-ownership=Open
+
+  # Profile the server under load: 30 s of CPU, read with go tool pprof.
+  corsgate --policies config/samples --pprof-bind-address 127.0.0.1:6060 &
+  go tool pprof -top 'http://127.0.0.1:6060/debug/pprof/profile?seconds=30'
 
 Flags:
 `)

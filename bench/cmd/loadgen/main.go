@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -49,6 +50,7 @@ type options struct {
 	soak           time.Duration
 	soakRate       float64
 	soakEvery      time.Duration
+	profileDir     string
 }
 
 func main() {
@@ -72,6 +74,7 @@ func main() {
 	flag.DurationVar(&o.soak, "soak", 0, "Instead of the comparison, run corsgate alone at -soak-rate for this long and report heap and goroutines over time.")
 	flag.Float64Var(&o.soakRate, "soak-rate", 1000, "Requests per second during the soak (the three mixes in turn).")
 	flag.DurationVar(&o.soakEvery, "soak-every", 10*time.Second, "Sampling interval of the soak.")
+	flag.StringVar(&o.profileDir, "profile", "", "Write each server's CPU profile of the first closed-loop round of each mix into this folder (<server>-<mix>.pprof; read with go tool pprof -top).")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -145,10 +148,21 @@ func compare(ctx context.Context, o options) error {
 		// Closed loop: maximum throughput.
 		for r := range o.rounds {
 			for _, s := range order(servers, r) {
+				var profiled chan error
+				if r == 0 && o.profileDir != "" {
+					profiled = make(chan error, 1)
+					file := filepath.Join(o.profileDir, s.name+"-"+mix.Name+".pprof")
+					go func() { profiled <- profile(s.pprof, o.duration, file) }()
+				}
 				cpu0, _ := loadgen.ProcessCPU(s.pid())
 				res := loadgen.Run(ctx, loadgen.Load{Sims: sims[s], Mixes: []loadgen.Mix{mix}, Expect: s.expected, Workers: o.workers, Duration: o.duration})
 				cpu1, _ := loadgen.ProcessCPU(s.pid())
 				results[s] = append(results[s], measurement{closed: res, serverCPU: cpu1 - cpu0})
+				if profiled != nil {
+					if err := <-profiled; err != nil {
+						return fmt.Errorf("profiling %s: %w", s.name, err)
+					}
+				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}

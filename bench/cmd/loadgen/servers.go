@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -31,6 +33,7 @@ type server struct {
 	name     string
 	addr     string
 	metrics  string // corsgate's /metrics address, "" for the no-op
+	pprof    string // the server's /debug/pprof/ address
 	cmd      *exec.Cmd
 	stderr   *os.File
 	expected func(loadgen.Mix) loadgen.Expect
@@ -65,8 +68,12 @@ func startNoop(ctx context.Context, logDir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "noop", expected: func(m loadgen.Mix) loadgen.Expect { return m.Noop }}
-	s.cmd = exec.Command(self, "serve-noop", "-addr", "127.0.0.1:0")
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: "noop", pprof: pprofAddr, expected: func(m loadgen.Mix) loadgen.Expect { return m.Noop }}
+	s.cmd = exec.Command(self, "serve-noop", "-addr", "127.0.0.1:0", "-pprof", pprofAddr)
 	if s.stderr, err = os.Create(filepath.Join(logDir, "noop.log")); err != nil {
 		return nil, err
 	}
@@ -104,9 +111,13 @@ func startCorsgate(ctx context.Context, bin, logDir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "corsgate", addr: grpcAddr, metrics: metricsAddr, expected: func(m loadgen.Mix) loadgen.Expect { return m.Corsgate }}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: "corsgate", addr: grpcAddr, metrics: metricsAddr, pprof: pprofAddr, expected: func(m loadgen.Mix) loadgen.Expect { return m.Corsgate }}
 	s.cmd = exec.Command(bin, "--policies", policies, "--grpc-bind-address", grpcAddr,
-		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0")
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0", "--pprof-bind-address", pprofAddr)
 	if s.stderr, err = os.Create(filepath.Join(logDir, "corsgate.log")); err != nil {
 		return nil, err
 	}
@@ -158,11 +169,17 @@ func waitServing(ctx context.Context, s *server) error {
 // serveNoop is the serve-noop subcommand: a no-op ext_proc server with the
 // same gRPC options and health service as corsgate, until SIGTERM.
 func serveNoop(args []string) error {
-	addr := "127.0.0.1:0"
-	if len(args) == 2 && args[0] == "-addr" {
-		addr = args[1]
+	fs := flag.NewFlagSet("serve-noop", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "The gRPC address.")
+	pprofAddr := fs.String("pprof", "", "The /debug/pprof/ address; empty disables it.")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	lis, err := net.Listen("tcp", addr)
+	if *pprofAddr != "" {
+		// http.DefaultServeMux carries net/http/pprof's handlers.
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() //nolint:gosec // loopback, benchmark only
+	}
+	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
@@ -203,4 +220,28 @@ func scrape(addr string, names ...string) (map[string]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// profile records addr's CPU profile for the next d into file, for
+// `go tool pprof`. It returns when the profile is written.
+func profile(addr string, d time.Duration, file string) error {
+	secs := max(int(d/time.Second), 1)
+	c := http.Client{Timeout: d + 30*time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile from %s: %s", addr, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
