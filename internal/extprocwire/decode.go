@@ -66,6 +66,8 @@ type Request struct {
 	// KeepRequestHeader, when set, chooses the request headers kept in
 	// Headers (by key); the others are checked and dropped. Response
 	// headers are all kept: a server rewriting a response reads their keys.
+	// The key it is given points into the message's buffer, which gRPC
+	// recycles: it may compare the key, not keep it.
 	KeepRequestHeader func(key string) bool
 }
 

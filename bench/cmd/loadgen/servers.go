@@ -26,6 +26,7 @@ import (
 
 	"github.com/corsgate/corsgate/bench/loadgen"
 	"github.com/corsgate/corsgate/extproc"
+	"github.com/corsgate/corsgate/internal/extprocwire"
 )
 
 // server is an ext_proc server process under load.
@@ -63,7 +64,10 @@ func (s *server) stop() {
 // startNoop runs this binary's serve-noop subcommand as a child process, so
 // that the no-op server, like corsgate, has a process (and CPU account) of
 // its own.
-func startNoop(ctx context.Context, logDir string) (*server, error) {
+// codec "proto" is the stock no-op (grpc-go's proto codec, go-control-plane
+// messages); "wire" is the no-op with corsgate's codec work
+// (loadgen.WireNoop).
+func startNoop(ctx context.Context, logDir, codec string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -72,9 +76,13 @@ func startNoop(ctx context.Context, logDir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{name: "noop", pprof: pprofAddr, expected: func(m loadgen.Mix) loadgen.Expect { return m.Noop }}
-	s.cmd = exec.Command(self, "serve-noop", "-addr", "127.0.0.1:0", "-pprof", pprofAddr)
-	if s.stderr, err = os.Create(filepath.Join(logDir, "noop.log")); err != nil {
+	name := "noop"
+	if codec == "wire" {
+		name = "noop-wire"
+	}
+	s := &server{name: name, pprof: pprofAddr, expected: func(m loadgen.Mix) loadgen.Expect { return m.Noop }}
+	s.cmd = exec.Command(self, "serve-noop", "-addr", "127.0.0.1:0", "-pprof", pprofAddr, "-codec", codec)
+	if s.stderr, err = os.Create(filepath.Join(logDir, name+".log")); err != nil {
 		return nil, err
 	}
 	s.cmd.Stderr = s.stderr
@@ -167,11 +175,13 @@ func waitServing(ctx context.Context, s *server) error {
 }
 
 // serveNoop is the serve-noop subcommand: a no-op ext_proc server with the
-// same gRPC options and health service as corsgate, until SIGTERM.
+// same gRPC options (extproc.ServerOptions) and health service as corsgate,
+// until SIGTERM.
 func serveNoop(args []string) error {
 	fs := flag.NewFlagSet("serve-noop", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "The gRPC address.")
 	pprofAddr := fs.String("pprof", "", "The /debug/pprof/ address; empty disables it.")
+	codec := fs.String("codec", "proto", "proto: grpc-go's codec and go-control-plane messages (the stock no-op); wire: corsgate's codec work (internal/extprocwire).")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -183,8 +193,17 @@ func serveNoop(args []string) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(extproc.ServerOptions()...)
-	extprocv3.RegisterExternalProcessorServer(gs, loadgen.Noop{})
+	var gs *grpc.Server
+	switch *codec {
+	case "proto":
+		gs = grpc.NewServer(extproc.ServerOptions()...)
+		extprocv3.RegisterExternalProcessorServer(gs, loadgen.Noop{})
+	case "wire":
+		gs = grpc.NewServer(append(extproc.ServerOptions(), extprocwire.ServerOption())...)
+		loadgen.RegisterWireNoop(gs)
+	default:
+		return fmt.Errorf("-codec %q: use proto or wire", *codec)
+	}
 	hs := healthServing()
 	healthpb.RegisterHealthServer(gs, hs)
 	fmt.Printf("listening %s\n", lis.Addr())
