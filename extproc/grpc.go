@@ -38,8 +38,18 @@ func ServerOptions() []grpc.ServerOption {
 			MinTime:             MinPingInterval,
 			PermitWithoutStream: true,
 		}),
+		grpc.NumStreamWorkers(streamWorkers),
 	}
 }
+
+// streamWorkers is how many goroutines grpc-go keeps to run stream handlers.
+// Without workers it starts a goroutine per stream, that is per HTTP
+// request, and each grows its stack on its first Recv (runtime.newstack was
+// about a tenth of the server's CPU, docs/performance.md#the-ext_proc-exchange);
+// a worker keeps its grown stack. A stream that finds every worker busy
+// (Envoy holds a stream open while the upstream answers) gets a goroutine of
+// its own, as before.
+const streamWorkers = 256
 
 // Register adds the ExternalProcessor service and the standard gRPC health
 // service (grpc.health.v1.Health) to gs. Health says NOT_SERVING for "" and
@@ -119,7 +129,10 @@ func (r *Runner) Start(ctx context.Context) error {
 	// on every return, also when Serve fails.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	limiter := &streamLimiter{limits: r.Limits.withDefaults()}
+	limiter := &streamLimiter{limits: r.Limits.withDefaults(), epoch: time.Now()}
+	swept := make(chan struct{})
+	go func() { limiter.sweep(ctx); close(swept) }()
+	defer func() { cancel(); <-swept }()
 	opts := append(ServerOptions(), limiter.options()...)
 	// The ExternalProcessor is read and answered on the wire
 	// (internal/extprocwire); health keeps grpc-go's codec.
@@ -137,6 +150,9 @@ func (r *Runner) Start(ctx context.Context) error {
 	select {
 	case err := <-served:
 		hs.Shutdown()
+		// Serve failed (its listener broke): stop what it started, the
+		// connections and the stream workers, before returning.
+		gs.Stop()
 		return err
 	case <-ctx.Done():
 	}

@@ -100,7 +100,21 @@ var processMethod = "/" + extprocv3.ExternalProcessor_ServiceDesc.ServiceName + 
 type streamLimiter struct {
 	limits Limits
 	active atomic.Int64
+	// epoch is the zero of the streams' activity clocks (monotonic).
+	epoch time.Time
+
+	// idle is every open ext_proc stream with an idle deadline, for the
+	// sweeper. A list under a mutex, not a timer per stream: a timer costs
+	// an allocation and a heap operation per stream, a Reset per message,
+	// and (through context.AfterFunc) a goroutine when the stream ends; the
+	// sweeper costs one pass every idleSweeps-th of the timeout.
+	mu   sync.Mutex
+	head *idleCtx
 }
+
+// idleSweeps is how many times per StreamIdleTimeout the sweeper looks: a
+// stream is cut between the timeout and a ninth more after its last message.
+const idleSweeps = 8
 
 // options returns the grpc.ServerOptions that enforce l.
 func (l *streamLimiter) options() []grpc.ServerOption {
@@ -117,30 +131,55 @@ func (l *streamLimiter) options() []grpc.ServerOption {
 	return opts
 }
 
-// idleCtx is an ext_proc stream's context with an idle deadline: it ends
-// when its parent does, or when no message arrived for timeout. It must be
-// installed by the tap handle: only the context returned there is the one a
-// blocked Recv waits on. Its Err is context.DeadlineExceeded when it ends for
-// idleness, which grpc-go reports to the client as DEADLINE_EXCEEDED.
-type idleCtx struct {
-	context.Context
-	timeout time.Duration
-	timer   *time.Timer
-	stop    func() bool // unregisters the parent's AfterFunc
-	done    chan struct{}
-	once    sync.Once
-	err     error
+// sweep ends the streams idle for StreamIdleTimeout until ctx ends. Runner
+// runs it beside the server.
+func (l *streamLimiter) sweep(ctx context.Context) {
+	if l.limits.StreamIdleTimeout <= 0 {
+		return
+	}
+	tick := time.NewTicker(max(l.limits.StreamIdleTimeout/idleSweeps, time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		deadline := l.now() - int64(l.limits.StreamIdleTimeout)
+		l.mu.Lock()
+		for c := l.head; c != nil; c = c.next {
+			if c.last.Load() <= deadline {
+				c.expire()
+			}
+		}
+		l.mu.Unlock()
+	}
 }
 
-func (c *idleCtx) Done() <-chan struct{} { return c.done }
+// now is the activity clock: monotonic nanoseconds since epoch.
+func (l *streamLimiter) now() int64 { return int64(time.Since(l.epoch)) }
+
+// idleCtx is an ext_proc stream's context with an idle deadline: it ends
+// when its parent does, or when the sweeper finds no message arrived for
+// the timeout. It must be installed by the tap handle: only the context
+// returned there is the one a blocked Recv waits on. Its Err is
+// context.DeadlineExceeded when it ends for idleness, which grpc-go reports
+// to the client as DEADLINE_EXCEEDED.
+type idleCtx struct {
+	context.Context // a child of the stream's context, which cancel ends
+	cancel          context.CancelFunc
+	limiter         *streamLimiter
+	last            atomic.Int64 // the activity clock at the last message
+	expired         atomic.Bool
+	prev, next      *idleCtx // in limiter's list, under its mutex
+}
 
 func (c *idleCtx) Err() error {
-	select {
-	case <-c.done:
-		return c.err
-	default:
-		return nil
+	err := c.Context.Err()
+	if err != nil && c.expired.Load() {
+		return context.DeadlineExceeded
 	}
+	return err
 }
 
 func (c *idleCtx) Value(key any) any {
@@ -150,20 +189,32 @@ func (c *idleCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-func (c *idleCtx) end(err error) {
-	c.once.Do(func() {
-		c.err = err
-		close(c.done)
-	})
+// expire ends the stream for idleness (the sweeper, under the mutex).
+func (c *idleCtx) expire() {
+	if c.Context.Err() == nil {
+		c.expired.Store(true)
+		c.cancel()
+	}
 }
 
 // touch restarts the idle deadline: a message arrived.
-func (c *idleCtx) touch() { c.timer.Reset(c.timeout) }
+func (c *idleCtx) touch() { c.last.Store(c.limiter.now()) }
 
-// release stops the timer and the parent's callback when the stream ends.
+// release takes the stream out of the sweeper's list when it ends.
 func (c *idleCtx) release() {
-	c.timer.Stop()
-	c.stop()
+	l := c.limiter
+	l.mu.Lock()
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	l.mu.Unlock()
+	c.cancel()
 }
 
 // idleKey finds a stream's *idleCtx.
@@ -173,12 +224,16 @@ func (l *streamLimiter) tap(ctx context.Context, info *tap.Info) (context.Contex
 	if info.FullMethodName != processMethod {
 		return ctx, nil
 	}
-	c := &idleCtx{Context: ctx, timeout: l.limits.StreamIdleTimeout, done: make(chan struct{})}
-	c.timer = time.AfterFunc(c.timeout, func() { c.end(context.DeadlineExceeded) })
-	c.stop = context.AfterFunc(ctx, func() {
-		c.timer.Stop()
-		c.end(ctx.Err())
-	})
+	c := &idleCtx{limiter: l}
+	c.Context, c.cancel = context.WithCancel(ctx)
+	c.last.Store(l.now())
+	l.mu.Lock()
+	c.next = l.head
+	if l.head != nil {
+		l.head.prev = c
+	}
+	l.head = c
+	l.mu.Unlock()
 	return c, nil
 }
 

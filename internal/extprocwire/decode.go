@@ -18,6 +18,9 @@
 // metadata_context and attributes fields, whose Struct values carry strings
 // that proto.Unmarshal validates as UTF-8), it hands the message to
 // proto.Unmarshal instead, so that the answer is the same by construction.
+// Envoy fills them only when configured to (metadata_options,
+// request_attributes); otherwise metadata_context comes empty, which the
+// fast path reads.
 package extprocwire
 
 import (
@@ -224,7 +227,19 @@ func decodeRequest(b []byte, r *Request) error {
 				r.Kind = KindResponseBody
 			}
 			b = b[n:]
-		case typ == protowire.BytesType && (num == fieldMetadataContext || num == fieldAttributes):
+		case typ == protowire.BytesType && num == fieldMetadataContext:
+			// Envoy sends metadata_context on every message, empty unless
+			// metadata_options forward namespaces: an empty Metadata is
+			// well-formed; anything in it holds strings to check.
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errMalformed
+			}
+			if len(v) > 0 {
+				return errSlowPath
+			}
+			b = b[n:]
+		case typ == protowire.BytesType && num == fieldAttributes:
 			return errSlowPath
 		case typ == protowire.VarintType && num == fieldObservabilityMode:
 			v, n := protowire.ConsumeVarint(b)
