@@ -109,7 +109,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (a short seed-and-explore pass 
 BENCH_SOAK ?= 5m
 
 .PHONY: bench
-bench: envtest-assets ## corsgate side by side with rs/cors, jub0bs/cors and a no-op ext_proc server; scale; reconcile-to-serve. Prints a summary table (~10-15 min).
+bench: envtest-assets ## corsgate side by side with rs/cors, jub0bs/cors, a stock no-op ext_proc server and one with corsgate's codec work; scale; reconcile-to-serve. Prints a summary table (~35 min; BENCH_FIXED_DURATION=5s for ~15).
 	hack/bench.sh all
 
 .PHONY: soak

@@ -8,8 +8,10 @@
 # Knobs (environment):
 #   BENCH_COUNT=6          repetitions of the engine benchmarks (benchstat medians)
 #   BENCH_TIME=100ms       -benchtime of each engine benchmark run
-#   BENCH_LOAD_DURATION=4s length of each ext_proc load measurement
-#   BENCH_LOAD_ROUNDS=3    rounds per mix (noop and corsgate alternate first)
+#   BENCH_LOAD_DURATION=5s   length of each closed-loop ext_proc measurement (throughput, CPU)
+#   BENCH_FIXED_DURATION=30s length of each fixed-rate ext_proc measurement (latency)
+#   BENCH_LOAD_ROUNDS=5      rounds per mix (the three servers rotate which goes first)
+#   BENCH_PROFILE=1          also keep each server's CPU profile of the first round ($OUT/profiles)
 #   BENCH_SOAK=5m          length of the soak (`hack/bench.sh soak`, `make soak`)
 #   BENCH_SOAK_RATE=1000   requests per second during the soak
 #   BENCH_OUT=dir          where raw outputs go (default: a new /tmp directory)
@@ -22,8 +24,9 @@ ROOT=$PWD
 MODE=${1:-all}
 COUNT=${BENCH_COUNT:-6}
 BENCHTIME=${BENCH_TIME:-100ms}
-LOAD_DURATION=${BENCH_LOAD_DURATION:-4s}
-LOAD_ROUNDS=${BENCH_LOAD_ROUNDS:-3}
+LOAD_DURATION=${BENCH_LOAD_DURATION:-5s}
+FIXED_DURATION=${BENCH_FIXED_DURATION:-30s}
+LOAD_ROUNDS=${BENCH_LOAD_ROUNDS:-5}
 SOAK=${BENCH_SOAK:-5m}
 SOAK_RATE=${BENCH_SOAK_RATE:-1000}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/corsgate-bench.XXXXXX)}
@@ -67,10 +70,15 @@ scale() {
 }
 
 loadgen() {
-	step "ext_proc under load: corsgate vs a no-op ext_proc server"
+	step "ext_proc under load: corsgate vs a stock no-op and a no-op with corsgate's codec work"
 	go build -o bin/corsgate ./cmd/corsgate
 	(cd bench && go build -o "$ROOT/bin/loadgen" ./cmd/loadgen)
-	bin/loadgen -corsgate bin/corsgate -duration "$LOAD_DURATION" -rounds "$LOAD_ROUNDS" | tee "$OUT/loadgen.txt"
+	local profile=()
+	if [[ -n ${BENCH_PROFILE:-} ]]; then
+		mkdir -p "$OUT/profiles"
+		profile=(-profile "$OUT/profiles")
+	fi
+	bin/loadgen -corsgate bin/corsgate -duration "$LOAD_DURATION" -fixed-duration "$FIXED_DURATION" -rounds "$LOAD_ROUNDS" "${profile[@]}" | tee "$OUT/loadgen.txt"
 }
 
 envtest() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/corsgate/corsgate/bench/loadgen"
 	"github.com/corsgate/corsgate/extproc"
+	"github.com/corsgate/corsgate/internal/extprocwire"
 	"github.com/corsgate/corsgate/internal/filesource"
 	"github.com/corsgate/corsgate/internal/table"
 )
@@ -25,12 +26,41 @@ var patient = loadgen.FilterConfig(30 * time.Second)
 // serve runs srv on loopback for the test's lifetime.
 func serve(t *testing.T, srv extprocv3.ExternalProcessorServer) string {
 	t.Helper()
+	gs := grpc.NewServer(extproc.ServerOptions()...)
+	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	return listen(t, gs)
+}
+
+// serveWireNoop runs loadgen.WireNoop on loopback, as `loadgen serve-noop
+// -codec wire` does.
+func serveWireNoop(t *testing.T) string {
+	t.Helper()
+	gs := grpc.NewServer(append(extproc.ServerOptions(), extprocwire.ServerOption())...)
+	loadgen.RegisterWireNoop(gs)
+	return listen(t, gs)
+}
+
+// serveRunner runs srv as the binary does, through extproc.Runner (the wire
+// path).
+func serveRunner(t *testing.T, srv *extproc.Server) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(extproc.ServerOptions()...)
-	extprocv3.RegisterExternalProcessorServer(gs, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&extproc.Runner{Server: srv, Listener: lis}).Start(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return lis.Addr().String()
+}
+
+func listen(t *testing.T, gs *grpc.Server) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 	return lis.Addr().String()
@@ -54,21 +84,26 @@ func corsgate(t *testing.T) *extproc.Server {
 	return extproc.NewServer(store)
 }
 
-// TestMixes runs every mix briefly against corsgate and the no-op server and
-// checks that each answer is the expected one, and that both servers cost
+// TestMixes runs every mix briefly against corsgate (as registered the
+// ordinary way, and through Runner's wire path) and both no-op servers, and
+// checks that each answer is the expected one, and that every server costs
 // the same number of round trips per request: the comparison depends on it.
 func TestMixes(t *testing.T) {
 	t.Parallel()
+	cg := func(m loadgen.Mix) loadgen.Expect { return m.Corsgate }
+	noop := func(m loadgen.Mix) loadgen.Expect { return m.Noop }
 	servers := []struct {
 		name   string
-		srv    extprocv3.ExternalProcessorServer
+		addr   string
 		expect func(loadgen.Mix) loadgen.Expect
 	}{
-		{"corsgate", corsgate(t), func(m loadgen.Mix) loadgen.Expect { return m.Corsgate }},
-		{"noop", loadgen.Noop{}, func(m loadgen.Mix) loadgen.Expect { return m.Noop }},
+		{"corsgate", serve(t, corsgate(t)), cg},
+		{"corsgate-runner", serveRunner(t, corsgate(t)), cg},
+		{"noop", serve(t, loadgen.Noop{}), noop},
+		{"noop-wire", serveWireNoop(t), noop},
 	}
 	for _, s := range servers {
-		sims, closeConns, err := loadgen.Dial(serve(t, s.srv), 2, patient)
+		sims, closeConns, err := loadgen.Dial(s.addr, 2, patient)
 		if err != nil {
 			t.Fatal(err)
 		}
