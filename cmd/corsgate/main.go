@@ -78,6 +78,7 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = serverUsage
 	flag.Parse()
+	o.limits = flagLimits(o.limits)
 
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)
@@ -98,6 +99,18 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("corsgate stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
+}
+
+// flagLimits maps the flags' "0 disables" onto extproc.Limits, where zero
+// means the default and a negative value disables.
+func flagLimits(l extproc.Limits) extproc.Limits {
+	if l.StreamIdleTimeout == 0 {
+		l.StreamIdleTimeout = -1
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = -1
+	}
+	return l
 }
 
 // grpcRunner builds the ext_proc server's Runnable: it serves on every
