@@ -42,7 +42,7 @@ func TestEncodeMatchesMessages(t *testing.T) {
 	for name, a := range answers {
 		t.Run(name, func(t *testing.T) {
 			var wire []byte
-			switch w := a.wire().(type) {
+			switch w := a.wire(new(extprocwire.Reply)).(type) {
 			case *extprocwire.Reply:
 				wire = w.Bytes()
 			case *extprocwire.Encoded:

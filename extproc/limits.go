@@ -220,6 +220,9 @@ func (c *idleCtx) release() {
 // idleKey finds a stream's *idleCtx.
 type idleKey struct{}
 
+// tap gives an ext_proc stream its idle context. grpc-go calls it with its
+// transport's lock held, so it only makes the context; the stream joins the
+// sweeper's list in intercept, on the stream's own goroutine.
 func (l *streamLimiter) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if info.FullMethodName != processMethod {
 		return ctx, nil
@@ -227,6 +230,12 @@ func (l *streamLimiter) tap(ctx context.Context, info *tap.Info) (context.Contex
 	c := &idleCtx{limiter: l}
 	c.Context, c.cancel = context.WithCancel(ctx)
 	c.last.Store(l.now())
+	return c, nil
+}
+
+// watch puts the stream in the sweeper's list.
+func (c *idleCtx) watch() {
+	l := c.limiter
 	l.mu.Lock()
 	c.next = l.head
 	if l.head != nil {
@@ -234,7 +243,6 @@ func (l *streamLimiter) tap(ctx context.Context, info *tap.Info) (context.Contex
 	}
 	l.head = c
 	l.mu.Unlock()
-	return c, nil
 }
 
 // intercept counts the ext_proc streams open, refuses one beyond
@@ -247,6 +255,7 @@ func (l *streamLimiter) intercept(srv any, ss grpc.ServerStream, info *grpc.Stre
 	defer l.active.Add(-1)
 	c, _ := ss.Context().Value(idleKey{}).(*idleCtx)
 	if c != nil {
+		c.watch()
 		defer c.release()
 	}
 	if max := l.limits.MaxStreams; max > 0 && n > int64(max) {

@@ -260,15 +260,16 @@ func (a *answer) message() *extprocv3.ProcessingResponse {
 	}
 }
 
-// wire is the answer encoded for extprocwire.Codec.
-func (a *answer) wire() any {
+// wire is the answer encoded for extprocwire.Codec: a fixed reply as it
+// was encoded at start-up, anything else written into r.
+func (a *answer) wire(r *extprocwire.Reply) any {
 	switch {
 	case a.fixed != nil:
 		return encoded(a.fixed)
 	case a.immediate:
-		return extprocwire.ImmediateResponse(a.status, a.set, a.details)
+		return r.ImmediateResponse(a.status, a.set, a.details)
 	default:
-		return extprocwire.ResponseHeaderMutation(a.remove, a.set)
+		return r.ResponseHeaderMutation(a.remove, a.set)
 	}
 }
 

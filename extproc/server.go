@@ -210,11 +210,12 @@ type wireExchange struct {
 	req     extprocwire.Request
 	headers [headerRoom]extprocwire.Header
 	ans     answer
+	reply   extprocwire.Reply
 }
 
 func (x *wireExchange) recv(r *extprocwire.Request) error { return x.stream.RecvMsg(r) }
 
-func (x *wireExchange) send(a *answer) error { return x.stream.SendMsg(a.wire()) }
+func (x *wireExchange) send(a *answer) error { return x.stream.SendMsg(a.wire(&x.reply)) }
 
 // serve is the loop of both exchanges. It is generic so that each gets a
 // copy with direct calls.

@@ -54,7 +54,7 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 		// freeing a SliceBuffer does nothing.
 		return m.data, nil
 	case *Reply:
-		return m.data, nil
+		return m.data(), nil
 	case vtMarshaler:
 		size := m.SizeVT()
 		if mem.IsBelowBufferPoolingThreshold(size) {

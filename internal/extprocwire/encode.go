@@ -43,17 +43,44 @@ const (
 	valueRaw = 3 // HeaderValue.raw_value
 )
 
-// Reply is an encoded reply for one message, sent by the codec as it is.
+// Reply is a reply encoded for one message, in a buffer of grpc-go's pool:
+// the codec hands the buffer to gRPC, which returns it to the pool once the
+// reply is written. A stream keeps one Reply and fills it for each message
+// it answers; SendMsg must be given it right after.
 type Reply struct {
-	data mem.BufferSlice
+	buf *[]byte
 }
 
-func newReply(b []byte) *Reply { return &Reply{data: mem.BufferSlice{mem.SliceBuffer(b)}} }
+// pooled returns a buffer of the pool for size bytes, with room enough that
+// grpc-go's mem.NewBuffer keeps it pooled (below its pooling threshold it
+// would wrap it as a plain slice, and the pool would never see it again).
+func pooled(size int) *[]byte {
+	p := mem.DefaultBufferPool().Get(max(size, poolMin))
+	*p = (*p)[:0]
+	return p
+}
+
+// poolMin is the smallest buffer grpc-go's mem package pools (its threshold
+// is internal; this finds it).
+var poolMin = func() int {
+	n := 1
+	for mem.IsBelowBufferPoolingThreshold(n) {
+		n *= 2
+	}
+	return n
+}()
+
+// data gives the encoding to gRPC; the Reply is empty afterwards.
+func (r *Reply) data() mem.BufferSlice {
+	b := mem.NewBuffer(r.buf, mem.DefaultBufferPool())
+	r.buf = nil
+	return mem.BufferSlice{b}
+}
 
 // ImmediateResponse encodes a ProcessingResponse whose immediate_response
 // has the HTTP status, sets the headers, and has details (Envoy's
 // %RESPONSE_CODE_DETAILS%).
-func ImmediateResponse(status uint32, set []Header, details string) *Reply {
+func (r *Reply) ImmediateResponse(status uint32, set []Header, details string) *Reply {
 	imm := sizeVarintField(statusCode, uint64(status)) // HttpStatus
 	imm = protowire.SizeTag(immStatus) + protowire.SizeBytes(imm)
 	if len(set) > 0 {
@@ -62,7 +89,8 @@ func ImmediateResponse(status uint32, set []Header, details string) *Reply {
 	imm += sizeStringField(immDetails, details)
 	size := protowire.SizeTag(respImmediateResponse) + protowire.SizeBytes(imm)
 
-	b := make([]byte, 0, size)
+	r.buf = pooled(size)
+	b := *r.buf
 	b = protowire.AppendTag(b, respImmediateResponse, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(imm))
 	b = protowire.AppendTag(b, immStatus, protowire.BytesType)
@@ -73,24 +101,27 @@ func ImmediateResponse(status uint32, set []Header, details string) *Reply {
 		b = appendMutation(b, nil, set)
 	}
 	b = appendStringField(b, immDetails, details)
-	return newReply(b)
+	*r.buf = b
+	return r
 }
 
 // ResponseHeaderMutation encodes a ProcessingResponse whose response_headers
 // continue with a HeaderMutation that removes, then sets, headers.
-func ResponseHeaderMutation(remove []string, set []Header) *Reply {
+func (r *Reply) ResponseHeaderMutation(remove []string, set []Header) *Reply {
 	mut := sizeMutation(remove, set)
 	common := protowire.SizeTag(commonHeaderMut) + protowire.SizeBytes(mut)
 	headers := protowire.SizeTag(headersRespResponse) + protowire.SizeBytes(common)
 	size := protowire.SizeTag(respResponseHeaders) + protowire.SizeBytes(headers)
 
-	b := make([]byte, 0, size)
+	r.buf = pooled(size)
+	b := *r.buf
 	b = protowire.AppendTag(b, respResponseHeaders, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(headers))
 	b = protowire.AppendTag(b, headersRespResponse, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(common))
 	b = protowire.AppendTag(b, commonHeaderMut, protowire.BytesType)
-	return newReply(appendMutation(b, remove, set))
+	*r.buf = appendMutation(b, remove, set)
+	return r
 }
 
 // sizeMutation is a HeaderMutation's size, without its own tag and length.
@@ -169,5 +200,11 @@ func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
 	return protowire.AppendVarint(b, v)
 }
 
-// Bytes returns the encoding, for tests; it must not be written to.
-func (r *Reply) Bytes() []byte { return r.data.Materialize() }
+// Bytes returns the encoding before it is sent, for tests; it must not be
+// written to.
+func (r *Reply) Bytes() []byte {
+	if r.buf == nil {
+		return nil
+	}
+	return *r.buf
+}
