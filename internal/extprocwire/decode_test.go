@@ -275,7 +275,9 @@ func decodeCases(tb testing.TB) []decodeCase {
 		"envoy.filters.http.ext_proc": mustStruct(tb, map[string]any{"request.path": "/v1/orders", "source.port": 51234.0}),
 	}
 	withHTTPAttributes := requestHeadersMsg(preflight[:3], true)
-	withHTTPAttributes.GetRequestHeaders().Attributes = map[string]*structpb.Struct{
+	// Deprecated, but an old Envoy may still send it, and the decoder must
+	// read it as protobuf does.
+	withHTTPAttributes.GetRequestHeaders().Attributes = map[string]*structpb.Struct{ //nolint:staticcheck // SA1019: the field is on the wire whatever its status
 		"envoy.filters.http.ext_proc": mustStruct(tb, map[string]any{"connection.mtls": true}),
 	}
 	withFlow := requestHeadersMsg(preflight[:3], true)
