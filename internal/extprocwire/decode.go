@@ -288,147 +288,106 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 // all protobuf checks of a message whose fields are numbers, booleans and
 // bytes.
 func wellFormed(b []byte) bool {
+	return fields(b, func(protowire.Number, []byte) error { return nil }) == nil
+}
+
+// fields walks a message's fields as protobuf does: each length-delimited
+// field's value goes to bytesField (which ignores the numbers it does not
+// know); every other field is skipped as an unknown field is, checked for
+// well-formedness only. The messages read this way have no other fields
+// that matter here.
+func fields(b []byte, bytesField func(num protowire.Number, v []byte) error) error {
 	for len(b) > 0 {
 		num, typ, n := consumeTag(b)
 		if n < 0 {
-			return false
+			return errMalformed
 		}
 		b = b[n:]
+		if typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return errMalformed
+			}
+			if err := bytesField(num, v); err != nil {
+				return err
+			}
+			b = b[n:]
+			continue
+		}
 		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return false
+			return errMalformed
 		}
 		b = b[n:]
 	}
-	return true
+	return nil
 }
 
 // decodeHTTPHeaders reads HttpHeaders: its HeaderMap, appending the headers
 // to r; end_of_stream is not needed; attributes (Struct values, full of
 // strings to validate) go to the full decoder.
 func decodeHTTPHeaders(b []byte, r *Request) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errMalformed
-		}
-		b = b[n:]
-		switch {
-		case num == httpHeadersHeaders && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errMalformed
-			}
-			if err := decodeHeaderMap(v, r); err != nil {
-				return err
-			}
-			b = b[n:]
-		case num == httpHeadersAttributes && typ == protowire.BytesType:
+	return fields(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case httpHeadersHeaders:
+			return decodeHeaderMap(v, r)
+		case httpHeadersAttributes:
 			return errSlowPath
-		default:
-			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-				return errMalformed
-			}
-			b = b[n:]
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // decodeHTTPTrailers checks HttpTrailers; a server that reads no trailers
 // keeps nothing of them.
 func decodeHTTPTrailers(b []byte) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errMalformed
+	return fields(b, func(num protowire.Number, v []byte) error {
+		if num == httpTrailersTrailers {
+			return decodeHeaderMap(v, nil)
 		}
-		b = b[n:]
-		if num == httpTrailersTrailers && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errMalformed
-			}
-			if err := decodeHeaderMap(v, nil); err != nil {
-				return err
-			}
-			b = b[n:]
-			continue
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return errMalformed
-		}
-		b = b[n:]
-	}
-	return nil
+		return nil
+	})
 }
 
 // decodeHeaderMap reads HeaderMap's repeated HeaderValue, appending each
 // header r keeps; r nil checks them and keeps none.
 func decodeHeaderMap(b []byte, r *Request) error {
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return errMalformed
+	return fields(b, func(num protowire.Number, v []byte) error {
+		if num != headerMapHeaders {
+			return nil
 		}
-		b = b[n:]
-		if num == headerMapHeaders && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errMalformed
-			}
-			h, err := decodeHeaderValue(v)
-			if err != nil {
-				return err
-			}
-			if r != nil && r.keeps(h.Key) {
-				r.Headers = append(r.Headers, h)
-			}
-			b = b[n:]
-			continue
+		h, err := decodeHeaderValue(v)
+		if err == nil && r != nil && r.keeps(h.Key) {
+			r.Headers = append(r.Headers, h)
 		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return errMalformed
-		}
-		b = b[n:]
-	}
-	return nil
+		return err
+	})
 }
 
 // decodeHeaderValue reads one HeaderValue. As in protobuf, the last
 // occurrence of a field wins, and key and value (proto3 strings) must be
-// valid UTF-8; raw_value (bytes) may hold anything.
+// valid UTF-8, every occurrence of them; raw_value (bytes) may hold
+// anything.
 func decodeHeaderValue(b []byte) (Header, error) {
 	var key, value, raw []byte
-	for len(b) > 0 {
-		num, typ, n := consumeTag(b)
-		if n < 0 {
-			return Header{}, errMalformed
+	err := fields(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case headerValueKey:
+			key = v
+		case headerValueValue:
+			value = v
+		case headerValueRawValue:
+			raw = v
+			return nil
+		default:
+			return nil
 		}
-		b = b[n:]
-		if typ == protowire.BytesType && num >= headerValueKey && num <= headerValueRawValue {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return Header{}, errMalformed
-			}
-			// protobuf-go checks every occurrence of a proto3 string.
-			if num != headerValueRawValue && !utf8.Valid(v) {
-				return Header{}, errInvalidUTF8
-			}
-			switch num {
-			case headerValueKey:
-				key = v
-			case headerValueValue:
-				value = v
-			default:
-				raw = v
-			}
-			b = b[n:]
-			continue
+		if !utf8.Valid(v) {
+			return errInvalidUTF8
 		}
-		if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-			return Header{}, errMalformed
-		}
-		b = b[n:]
+		return nil
+	})
+	if err != nil {
+		return Header{}, err
 	}
 	if len(raw) == 0 {
 		raw = value
