@@ -8,6 +8,12 @@
 // for an actual request, and a mode_override that skips the response phase when
 // there is nothing to do.
 //
+// Runner serves the stream straight from the wire (internal/extprocwire):
+// requests are decoded from their bytes keeping only the headers a decision
+// reads, and replies written as bytes; Register serves the same Server
+// through the generated service and grpc-go's proto codec. Both run the
+// same loop (serve), over an exchange that reads and writes each form.
+//
 // Protocol faults (a message Envoy would never send in that order) end the
 // stream with a gRPC error status. CORS denials are never errors: they are
 // answers. The exact Envoy behaviour this relies on is pinned in
@@ -217,9 +223,8 @@ func (x *wireExchange) recv(r *extprocwire.Request) error { return x.stream.Recv
 
 func (x *wireExchange) send(a *answer) error { return x.stream.SendMsg(a.wire(&x.reply)) }
 
-// serve is the loop of both exchanges. It is generic so that each gets a
-// copy with direct calls.
-func serve[X exchange](s *Server, x X, req *extprocwire.Request, a *answer) error {
+// serve is the loop of both exchanges, timed for a TimingObserver.
+func serve(s *Server, x exchange, req *extprocwire.Request, a *answer) error {
 	if s.timing == nil {
 		return s.loop(x, req, a)
 	}
