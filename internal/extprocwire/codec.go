@@ -11,7 +11,8 @@ import (
 )
 
 // Codec is a gRPC codec for a server whose ExternalProcessor stream
-// receives into *Request and sends *Encoded or go-control-plane messages.
+// receives into *Request and sends *Encoded or *Reply (or, if it must,
+// go-control-plane messages, which grpc-go's codec marshals).
 // Every other message, of every other service (health, reflection), goes to
 // grpc-go's own proto codec, unchanged. It is installed with
 // grpc.ForceServerCodecV2, which is why it must answer for all of them.
@@ -37,16 +38,9 @@ func NewCodec() *Codec {
 // Name is the content-subtype the codec answers for.
 func (*Codec) Name() string { return protocodec.Name }
 
-// vtMarshaler is a message with vtprotobuf's generated marshaller, as every
-// go-control-plane message has: it writes the wire format without
-// protobuf-go's reflection.
-type vtMarshaler interface {
-	SizeVT() int
-	MarshalToSizedBufferVTStrict(dAtA []byte) (int, error)
-}
-
-// Marshal writes v: an Encoded as it is, a go-control-plane message with its
-// vtprotobuf marshaller, anything else with grpc-go's codec.
+// Marshal writes v: an Encoded or a Reply as it is, anything else (health
+// messages, or go-control-plane messages of a server that sends them) with
+// grpc-go's codec.
 func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {
 	case *Encoded:
@@ -55,22 +49,6 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 		return m.data, nil
 	case *Reply:
 		return m.data(), nil
-	case vtMarshaler:
-		size := m.SizeVT()
-		if mem.IsBelowBufferPoolingThreshold(size) {
-			buf := make([]byte, size)
-			if _, err := m.MarshalToSizedBufferVTStrict(buf); err != nil {
-				return nil, err
-			}
-			return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
-		}
-		pool := mem.DefaultBufferPool()
-		buf := pool.Get(size)
-		if _, err := m.MarshalToSizedBufferVTStrict(*buf); err != nil {
-			pool.Put(buf)
-			return nil, err
-		}
-		return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 	}
 	return c.fallback.Marshal(v)
 }

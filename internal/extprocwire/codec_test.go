@@ -129,8 +129,8 @@ func TestCodecMarshalGoControlPlane(t *testing.T) {
 	}
 }
 
-// vtprotobuf's Strict marshaller checks proto3 strings as protobuf-go does:
-// a reply Envoy's parser would reject (proto3 strings must be UTF-8) fails
+// A message the codec hands to grpc-go's codec has its proto3 strings
+// checked as protobuf-go does: a reply Envoy's parser would reject (proto3 strings must be UTF-8) fails
 // here, as with grpc-go's codec, instead of reaching the wire.
 func TestCodecMarshalInvalidUTF8(t *testing.T) {
 	m := immediatePreflight(nil)

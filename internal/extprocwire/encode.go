@@ -81,27 +81,25 @@ func (r *Reply) data() mem.BufferSlice {
 // has the HTTP status, sets the headers, and has details (Envoy's
 // %RESPONSE_CODE_DETAILS%).
 func (r *Reply) ImmediateResponse(status uint32, set []Header, details string) *Reply {
-	imm := sizeVarintField(statusCode, uint64(status)) // HttpStatus
-	imm = protowire.SizeTag(immStatus) + protowire.SizeBytes(imm)
+	// Sizes inside out, once: each length-delimited field is written with
+	// its length before its contents.
+	code := sizeVarintField(statusCode, uint64(status)) // HttpStatus
+	imm := sizeLen(immStatus, code) + sizeStringField(immDetails, details)
+	var mut int
 	if len(set) > 0 {
-		imm += protowire.SizeTag(immHeaders) + protowire.SizeBytes(sizeMutation(nil, set))
+		mut = sizeMutation(nil, set)
+		imm += sizeLen(immHeaders, mut)
 	}
-	imm += sizeStringField(immDetails, details)
-	size := protowire.SizeTag(respImmediateResponse) + protowire.SizeBytes(imm)
 
-	r.buf = pooled(size)
-	b := *r.buf
-	b = protowire.AppendTag(b, respImmediateResponse, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(imm))
-	b = protowire.AppendTag(b, immStatus, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(sizeVarintField(statusCode, uint64(status))))
+	b := r.start(sizeLen(respImmediateResponse, imm))
+	b = appendLen(b, respImmediateResponse, imm)
+	b = appendLen(b, immStatus, code)
 	b = appendVarintField(b, statusCode, uint64(status))
 	if len(set) > 0 {
-		b = protowire.AppendTag(b, immHeaders, protowire.BytesType)
+		b = appendLen(b, immHeaders, mut)
 		b = appendMutation(b, nil, set)
 	}
-	b = appendStringField(b, immDetails, details)
-	*r.buf = b
+	*r.buf = appendStringField(b, immDetails, details)
 	return r
 }
 
@@ -109,46 +107,58 @@ func (r *Reply) ImmediateResponse(status uint32, set []Header, details string) *
 // continue with a HeaderMutation that removes, then sets, headers.
 func (r *Reply) ResponseHeaderMutation(remove []string, set []Header) *Reply {
 	mut := sizeMutation(remove, set)
-	common := protowire.SizeTag(commonHeaderMut) + protowire.SizeBytes(mut)
-	headers := protowire.SizeTag(headersRespResponse) + protowire.SizeBytes(common)
-	size := protowire.SizeTag(respResponseHeaders) + protowire.SizeBytes(headers)
+	common := sizeLen(commonHeaderMut, mut)
+	headers := sizeLen(headersRespResponse, common)
 
-	r.buf = pooled(size)
-	b := *r.buf
-	b = protowire.AppendTag(b, respResponseHeaders, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(headers))
-	b = protowire.AppendTag(b, headersRespResponse, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(common))
-	b = protowire.AppendTag(b, commonHeaderMut, protowire.BytesType)
+	b := r.start(sizeLen(respResponseHeaders, headers))
+	b = appendLen(b, respResponseHeaders, headers)
+	b = appendLen(b, headersRespResponse, common)
+	b = appendLen(b, commonHeaderMut, mut)
 	*r.buf = appendMutation(b, remove, set)
 	return r
+}
+
+// start takes a pooled buffer for size bytes and returns it empty.
+func (r *Reply) start(size int) []byte {
+	r.buf = pooled(size)
+	return *r.buf
+}
+
+// sizeLen is the size of a length-delimited field of n bytes: tag, length,
+// contents.
+func sizeLen(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// appendLen appends a length-delimited field's tag and length (n); its
+// contents follow.
+func appendLen(b []byte, num protowire.Number, n int) []byte {
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(n))
 }
 
 // sizeMutation is a HeaderMutation's size, without its own tag and length.
 func sizeMutation(remove []string, set []Header) int {
 	n := 0
 	for _, h := range set {
-		n += protowire.SizeTag(mutSetHeaders) + protowire.SizeBytes(sizeOption(h))
+		n += sizeLen(mutSetHeaders, sizeOption(h))
 	}
 	for _, name := range remove {
 		// A repeated string writes every element, empty ones too.
-		n += protowire.SizeTag(mutRemoveHeaders) + protowire.SizeBytes(len(name))
+		n += sizeLen(mutRemoveHeaders, len(name))
 	}
 	return n
 }
 
-// appendMutation appends a HeaderMutation's length and fields.
+// appendMutation appends a HeaderMutation's fields (its tag and length are
+// the caller's).
 func appendMutation(b []byte, remove []string, set []Header) []byte {
-	b = protowire.AppendVarint(b, uint64(sizeMutation(remove, set)))
 	for _, h := range set {
-		b = protowire.AppendTag(b, mutSetHeaders, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeOption(h)))
-		b = protowire.AppendTag(b, optHeader, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(sizeValue(h)))
+		b = appendLen(b, mutSetHeaders, sizeOption(h))
+		b = appendLen(b, optHeader, sizeValue(h))
 		b = appendStringField(b, valueKey, h.Key)
 		b = appendStringField(b, valueRaw, h.Value)
-		b = protowire.AppendTag(b, optAppend, protowire.BytesType)
-		b = protowire.AppendVarint(b, 0) // BoolValue{value: false}
+		b = appendLen(b, optAppend, 0) // BoolValue{value: false}
 		b = appendVarintField(b, optAppendAction, overwriteOrAdd)
 	}
 	for _, name := range remove {
@@ -159,9 +169,7 @@ func appendMutation(b []byte, remove []string, set []Header) []byte {
 }
 
 func sizeOption(h Header) int {
-	return protowire.SizeTag(optHeader) + protowire.SizeBytes(sizeValue(h)) +
-		protowire.SizeTag(optAppend) + protowire.SizeBytes(0) +
-		sizeVarintField(optAppendAction, overwriteOrAdd)
+	return sizeLen(optHeader, sizeValue(h)) + sizeLen(optAppend, 0) + sizeVarintField(optAppendAction, overwriteOrAdd)
 }
 
 func sizeValue(h Header) int {
