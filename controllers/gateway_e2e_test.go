@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/corsgate/corsgate/test/envoystandin"
+	"github.com/corsgate/corsgate/test/servebench"
 )
 
 // A route-attached policy end to end: Gateway and HTTPRoute objects in the
@@ -13,7 +14,7 @@ import (
 func TestRouteAttachedPolicyThroughEnvoy(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	sim := serveExtProc(t)
+	sim := servebench.ServeExtProc(t, store)
 	ns := namespace(t)
 	infra := namespace(t)
 	host := "shop." + ns + ".example.com"
