@@ -131,53 +131,63 @@ func (g *gatewayAPI) isEnabled() bool {
 
 // resolve reads a targetRef's objects from the manager's cache.
 func (g *gatewayAPI) resolve(ctx context.Context) compile.Resolver {
+	read := Resolver(ctx, g.b.Cache, g.b.GatewayClasses, g.failed)
 	return func(ns string, ref gwapiv1.LocalPolicyTargetReferenceWithSectionName) []compile.Attachment {
 		if !g.isEnabled() {
 			a := compile.TargetNotFound(ns, ref)
 			a.Message = "The Gateway API CRDs (gateway.networking.k8s.io Gateway, HTTPRoute) are not installed in this cluster, so targetRefs attach to nothing: install them, or select requests with hosts and pathPrefixes."
 			return []compile.Attachment{a}
 		}
+		return read(ns, ref)
+	}
+}
+
+// Resolver resolves targetRefs (internal/compile/scope.go) from the Gateway
+// API objects r reads: the table builder's cache, or explain's client, so
+// that explain resolves exactly as the server does. Only Gateways of
+// classes serve (nil: every class). failed, if set, is told of every read
+// error other than NotFound (the table builder then keeps its last table).
+func Resolver(ctx context.Context, r client.Reader, classes compile.GatewayClasses, failed func(error)) compile.Resolver {
+	get := func(key client.ObjectKey, obj client.Object) error {
+		err := r.Get(ctx, key, obj)
+		if err != nil && !apierrors.IsNotFound(err) && failed != nil {
+			failed(fmt.Errorf("reading %T %s: %w", obj, key, err))
+		}
+		return err
+	}
+	gateway := func(ns, name string) *gwapiv1.Gateway {
+		var gw gwapiv1.Gateway
+		if err := get(client.ObjectKey{Namespace: ns, Name: name}, &gw); err != nil {
+			return nil
+		}
+		return &gw
+	}
+	nsLabels := func(name string) (labels.Set, bool) {
+		var n corev1.Namespace
+		if err := get(client.ObjectKey{Name: name}, &n); err != nil {
+			return nil, false
+		}
+		return n.Labels, true
+	}
+	return func(ns string, ref gwapiv1.LocalPolicyTargetReferenceWithSectionName) []compile.Attachment {
 		key := client.ObjectKey{Namespace: ns, Name: string(ref.Name)}
 		switch ref.Kind {
 		case v1alpha1.KindGateway:
 			var gw gwapiv1.Gateway
-			if err := g.get(ctx, key, &gw); err != nil {
+			if err := get(key, &gw); err != nil {
 				return []compile.Attachment{compile.TargetNotFound(ns, ref)}
 			}
-			return []compile.Attachment{compile.ResolveGateway(&gw, ref.SectionName)}
+			return []compile.Attachment{compile.ResolveGateway(&gw, ref.SectionName, classes)}
 		case v1alpha1.KindHTTPRoute:
 			var route gwapiv1.HTTPRoute
-			if err := g.get(ctx, key, &route); err != nil {
+			if err := get(key, &route); err != nil {
 				return []compile.Attachment{compile.TargetNotFound(ns, ref)}
 			}
-			gateway := func(ns, name string) *gwapiv1.Gateway {
-				var gw gwapiv1.Gateway
-				if err := g.get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &gw); err != nil {
-					return nil
-				}
-				return &gw
-			}
-			nsLabels := func(name string) (labels.Set, bool) {
-				var n corev1.Namespace
-				if err := g.get(ctx, client.ObjectKey{Name: name}, &n); err != nil {
-					return nil, false
-				}
-				return n.Labels, true
-			}
-			return compile.ResolveRoute(&route, ref.SectionName, gateway, nsLabels)
+			return compile.ResolveRoute(&route, ref.SectionName, gateway, nsLabels, classes)
 		}
 		a := compile.TargetNotFound(ns, ref)
 		a.Reason = string(gwapiv1.PolicyReasonInvalid)
 		a.Message = fmt.Sprintf("kind %s is not a kind corsgate attaches to: write Gateway or HTTPRoute", ref.Kind)
 		return []compile.Attachment{a}
 	}
-}
-
-// get reads from the cache; an error other than NotFound fails the build.
-func (g *gatewayAPI) get(ctx context.Context, key client.ObjectKey, obj client.Object) error {
-	err := g.b.Cache.Get(ctx, key, obj)
-	if err != nil && !apierrors.IsNotFound(err) {
-		g.failed(fmt.Errorf("reading %T %s: %w", obj, key, err))
-	}
-	return err
 }

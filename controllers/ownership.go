@@ -20,7 +20,6 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/compile"
-	"github.com/corsgate/corsgate/internal/table"
 )
 
 // +kubebuilder:rbac:groups=policy.corsgate.io,resources=corshostgrants,verbs=get;list;watch
@@ -93,8 +92,9 @@ func (h *HostOwnership) watch(ctx context.Context, c cache.Cache, trigger func()
 }
 
 // prepare loads grants and namespace labels for the next build and returns
-// the admission check to give the compile.Builder.
-func (h *HostOwnership) prepare(ctx context.Context, c cache.Cache) (func(*v1alpha1.CorsPolicy, *table.Entry) error, error) {
+// the index whose checks the compile.Builder is given (Admit for hosts
+// policies, Grant for attachments).
+func (h *HostOwnership) prepare(ctx context.Context, c cache.Cache) (*compile.Ownership, error) {
 	var grants v1alpha1.CorsHostGrantList
 	if err := c.List(ctx, &grants, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func (h *HostOwnership) prepare(ctx context.Context, c cache.Cache) (func(*v1alp
 	for i := range grants.Items {
 		h.pending[grants.Items[i].Name] = grants.Items[i].Generation
 	}
-	return h.own.Admit, nil
+	return h.own, nil
 }
 
 // published records what the build just made admitted, and signals the

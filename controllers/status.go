@@ -102,6 +102,11 @@ func desiredStatus(obj *v1alpha1.CorsPolicy, res compile.Result) v1alpha1.CorsPo
 		// (--host-ownership=Enforce): refused as a whole.
 		set(v1alpha1.ConditionAccepted, false, v1alpha1.ReasonHostNotGranted, res.NotGranted.Error())
 	}
+	if res.Err == nil && res.NotGranted == nil && res.PartlyGranted != nil {
+		// A targetRefs policy whose targets route more than its namespace
+		// was granted: served for the granted part only.
+		set(v1alpha1.ConditionAccepted, true, v1alpha1.ReasonPartiallyGranted, res.PartlyGranted.Error())
+	}
 
 	conflicts := ""
 	if len(res.Conflicts) > 0 {
@@ -116,6 +121,8 @@ func desiredStatus(obj *v1alpha1.CorsPolicy, res compile.Result) v1alpha1.CorsPo
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonConflicted, "Every host and path prefix of this policy is served by another policy."+conflicts)
 	case res.Serving == compile.NotServed:
 		set(v1alpha1.ConditionReady, false, v1alpha1.ReasonNotServing, "The policy has never been valid, so the edge serves nothing for it: fix the errors in the Accepted condition.")
+	case res.PartlyGranted != nil:
+		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonPartiallyGranted, "The edge serves this policy only where CorsHostGrants cover what its targets route: see the Accepted condition."+conflicts)
 	case len(res.Conflicts) > 0:
 		set(v1alpha1.ConditionReady, true, v1alpha1.ReasonConflicted, "The edge serves this policy, except where another policy wins."+conflicts)
 	case res.Serving == compile.ServedLastValid:

@@ -47,6 +47,9 @@ type TableBuilder struct {
 	// a policy is served only where a grant to its namespace covers it.
 	// Nil serves every valid policy (Open).
 	Ownership *HostOwnership
+	// GatewayClasses are the GatewayClasses whose Gateways targetRefs
+	// attach through (--gateway-classes); nil: every class.
+	GatewayClasses compile.GatewayClasses
 
 	// pipeline builds, swaps and reports: the step the file source shares
 	// (compile.Pipeline).
@@ -144,11 +147,11 @@ func (b *TableBuilder) build(ctx context.Context) error {
 		return err
 	}
 	if b.Ownership != nil {
-		admit, err := b.Ownership.prepare(ctx, b.Cache)
+		own, err := b.Ownership.prepare(ctx, b.Cache)
 		if err != nil {
 			return err
 		}
-		b.builder.Admit = admit
+		b.builder.Admit, b.builder.Grant = own.Admit, own.Grant
 	}
 	b.gateway.startBuild()
 	t, results, err := b.pipeline.Publish(list.Items, func(*table.Table, []compile.Result) error {

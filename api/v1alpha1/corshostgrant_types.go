@@ -166,3 +166,10 @@ type CorsHostGrantList struct {
 // it claims is not covered by a CorsHostGrant to its namespace; the message
 // names the host, the namespace and the grant that would admit it.
 const ReasonHostNotGranted = "HostNotGranted"
+
+// ReasonPartiallyGranted is the reason of a targetRefs CorsPolicy's
+// Accepted=True and Ready=True conditions when CorsHostGrants cover only
+// part of what its targets route: the edge serves that part, and the
+// message names the hosts and path prefixes left out and the grant that
+// would cover them.
+const ReasonPartiallyGranted = "PartiallyGranted"

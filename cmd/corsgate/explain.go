@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -20,6 +19,7 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
+	"github.com/corsgate/corsgate/controllers"
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/explain"
 	"github.com/corsgate/corsgate/internal/filesource"
@@ -137,7 +137,7 @@ func (c *clusterFlags) client(scheme *runtime.Scheme) (client.Client, error) {
 // them, with the cluster's parts of the compile path: targetRefs resolved
 // from the Gateway API objects, and host ownership from the CorsHostGrants
 // (unless ownership is "Open", as the server's --host-ownership).
-func clusterPolicies(ctx context.Context, c *clusterFlags, ownership string) ([]filesource.Object, explain.Options, error) {
+func clusterPolicies(ctx context.Context, c *clusterFlags, ownership, gatewayClasses string) ([]filesource.Object, explain.Options, error) {
 	var opts explain.Options
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{v1alpha1.AddToScheme, gwapiv1.Install, corev1.AddToScheme} {
@@ -157,7 +157,12 @@ func clusterPolicies(ctx context.Context, c *clusterFlags, ownership string) ([]
 	for i := range list.Items {
 		objs[i] = filesource.Object{Policy: list.Items[i]}
 	}
-	opts.Resolve = clusterResolver(ctx, cl)
+	classes, err := compile.ParseGatewayClasses(gatewayClasses)
+	if err != nil {
+		return nil, opts, err
+	}
+	// The server's own resolver, reading with the client instead of the cache.
+	opts.Resolve = controllers.Resolver(ctx, cl, classes, nil)
 	switch ownership {
 	case "Open":
 	case "Enforce":
@@ -175,48 +180,11 @@ func clusterPolicies(ctx context.Context, c *clusterFlags, ownership string) ([]
 		}
 		own := compile.NewOwnership()
 		own.Reset(grants.Items, labels)
-		opts.Admit = own.Admit
+		opts.Admit, opts.Grant = own.Admit, own.Grant
 	default:
 		return nil, opts, fmt.Errorf("--host-ownership %q: write Enforce or Open, as the server runs", ownership)
 	}
 	return objs, opts, nil
-}
-
-// clusterResolver reads a targetRef's objects with the client, as the
-// controller reads them from its cache (controllers/gateway.go).
-func clusterResolver(ctx context.Context, cl client.Client) compile.Resolver {
-	return func(ns string, ref gwapiv1.LocalPolicyTargetReferenceWithSectionName) []compile.Attachment {
-		key := client.ObjectKey{Namespace: ns, Name: string(ref.Name)}
-		switch ref.Kind {
-		case v1alpha1.KindGateway:
-			var gw gwapiv1.Gateway
-			if err := cl.Get(ctx, key, &gw); err != nil {
-				return []compile.Attachment{compile.TargetNotFound(ns, ref)}
-			}
-			return []compile.Attachment{compile.ResolveGateway(&gw, ref.SectionName)}
-		case v1alpha1.KindHTTPRoute:
-			var route gwapiv1.HTTPRoute
-			if err := cl.Get(ctx, key, &route); err != nil {
-				return []compile.Attachment{compile.TargetNotFound(ns, ref)}
-			}
-			gateway := func(ns, name string) *gwapiv1.Gateway {
-				var gw gwapiv1.Gateway
-				if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &gw); err != nil {
-					return nil
-				}
-				return &gw
-			}
-			nsLabels := func(name string) (labels.Set, bool) {
-				var n corev1.Namespace
-				if err := cl.Get(ctx, client.ObjectKey{Name: name}, &n); err != nil {
-					return nil, false
-				}
-				return n.Labels, true
-			}
-			return compile.ResolveRoute(&route, ref.SectionName, gateway, nsLabels)
-		}
-		return []compile.Attachment{compile.TargetNotFound(ns, ref)}
-	}
 }
 
 const explainUsage = `Usage: corsgate explain [flags] URL
@@ -263,7 +231,7 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		headers, upstream        multiFlag
 		credentials              bool
 		cluster                  clusterFlags
-		ownership                string
+		ownership, classes       string
 		observed                 string
 	)
 	fs.StringVar(&method, "X", "GET", "The request's method, as curl's -X (OPTIONS for a preflight).")
@@ -275,6 +243,7 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&policies, "policies", "", "Read CorsPolicy objects from this YAML file or folder, as `corsgate --policies` does, instead of the cluster.")
 	fs.StringVar(&output, "o", "text", "Output: text (for people) or json (one object: policy, kind, outcome, reason, status, headers...).")
 	fs.StringVar(&ownership, "host-ownership", "Enforce", "Cluster mode: Enforce (serve a CorsPolicy only where a CorsHostGrant admits it) or Open, as the server's --host-ownership.")
+	fs.StringVar(&classes, "gateway-classes", "eg", "Cluster mode: the GatewayClasses whose Gateways targetRefs attach through, as the server's --gateway-classes (\"*\": every class).")
 	fs.StringVar(&observed, "observed", "", "Also show the origins the deciding policy has seen, allowed and denied, read from a running corsgate's metrics address (e.g. http://localhost:8080).")
 	cluster.bind(fs)
 	fs.Usage = func() { fmt.Fprint(stderr, explainUsage); fs.PrintDefaults() }
@@ -305,7 +274,7 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		objs, opts, err = clusterPolicies(ctx, &cluster, ownership)
+		objs, opts, err = clusterPolicies(ctx, &cluster, ownership, classes)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "corsgate explain:", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/controllers"
+	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/observe"
 	"github.com/corsgate/corsgate/internal/table"
 )
@@ -29,6 +30,12 @@ import (
 var hostOwnership = flag.String("host-ownership", "Enforce",
 	"Kubernetes mode: Enforce serves a CorsPolicy only where a CorsHostGrant (written by cluster administrators) "+
 		"lets its namespace claim its hosts and path prefixes; Open lets any namespace claim any host (single-tenant clusters).")
+
+// gatewayClasses is --gateway-classes, beside --host-ownership for the same
+// reason: only Kubernetes mode reads Gateways.
+var gatewayClasses = flag.String("gateway-classes", "eg",
+	"Kubernetes mode: the GatewayClasses (comma-separated) whose Gateways' Envoys call this corsgate; CorsPolicy targetRefs attach only "+
+		"through Gateways of these classes, and others are reported in status.ancestors. \"*\" serves every class.")
 
 // runKubernetes serves CorsPolicy objects from the API server (in-cluster
 // config or KUBECONFIG). Every replica builds and serves the table; only the
@@ -46,6 +53,10 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 			"serves a policy only where a CorsHostGrant admits its namespace.")
 	default:
 		return fmt.Errorf("--host-ownership=%q: write Enforce (the default: serve a CorsPolicy only where a CorsHostGrant admits its namespace) or Open (any namespace may claim any host)", *hostOwnership)
+	}
+	classes, err := compile.ParseGatewayClasses(*gatewayClasses)
+	if err != nil {
+		return err
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -93,7 +104,7 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	tm := newTableMetrics(metrics.Registry, mgr.GetCache(), results)
 	if err := mgr.Add(&controllers.TableBuilder{
 		Cache: mgr.GetCache(), Store: store, Results: results, Changed: changed, Log: log.WithName("table"),
-		Ownership: ownership, OnBuild: tm.onBuild,
+		Ownership: ownership, OnBuild: tm.onBuild, GatewayClasses: classes,
 	}); err != nil {
 		return err
 	}

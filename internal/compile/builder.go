@@ -34,9 +34,14 @@ type Result struct {
 	Serving  Serving
 	// Conflicts lists claims this object lost, as sentences.
 	Conflicts []string
-	// NotGranted, when not nil, is why Builder.Admit refused the object
-	// (a *NotGrantedError): it serves nothing.
+	// NotGranted, when not nil, is why Builder.Admit refused the object,
+	// or why Builder.Grant covers nothing its targets route (a
+	// *NotGrantedError): it serves nothing.
 	NotGranted error
+	// PartlyGranted, when not nil, lists what grants do not cover of what a
+	// targetRefs policy's targets route (a *NotGrantedError): the policy
+	// serves the rest.
+	PartlyGranted error
 	// Ancestors is a targetRefs policy's status per ancestor Gateway
 	// (GEP-713), in the order its targets reach them.
 	Ancestors []AncestorResult
@@ -72,6 +77,11 @@ type Builder struct {
 	// (Result.NotGranted). The Kubernetes source sets it to
 	// Ownership.Admit when host ownership is on; files need none.
 	Admit func(obj *v1alpha1.CorsPolicy, e *table.Entry) error
+	// Grant, if set, narrows each claim a targetRefs policy's attachments
+	// make to what grants to its namespace cover (Ownership.Grant). The
+	// Kubernetes source sets it with Admit: grants bind every policy,
+	// whatever it attaches to.
+	Grant func(obj *v1alpha1.CorsPolicy, c Claim) []Claim
 	// Resolve turns a targetRef into what it covers (scope.go). The
 	// Kubernetes source sets it; without it a targetRefs policy serves
 	// nothing and says so.
@@ -164,6 +174,10 @@ func reportConflicts(entries []table.Entry, entryOwner []int, conflicts []table.
 			host = "every host"
 		}
 		r := &results[entryOwner[i]]
+		if c.Winner.Namespace != c.Loser.Namespace {
+			r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s %s is served by %s, whose namespace claimed it first (its route, or the policy itself, is older: the Gateway API routes an identical match to the oldest route, and attaching closer to the route never takes a request from another namespace): use other hosts or path prefixes, or agree with that team", host, c.Prefix, c.Winner.Key()))
+			continue
+		}
 		if c.Winner.Rank != c.Loser.Rank {
 			r.Conflicts = append(r.Conflicts, fmt.Sprintf("%s %s is served by %s, which is attached closer to the route (GEP-713: route rule, route, listener, Gateway, then hosts/pathPrefixes policies)", host, c.Prefix, c.Winner.Key()))
 			continue

@@ -43,6 +43,9 @@ type NotGrantedError struct {
 	// a grant that covered it was deleted or narrowed, or the namespace's
 	// labels stopped matching a grant's selector.
 	Withdrawn bool
+	// Attached: the claims are what the policy's targetRefs route, not its
+	// hosts; Partial: the policy serves the rest of them.
+	Attached, Partial bool
 }
 
 // maxClaimsNamed bounds the claims a message lists; the rest are counted.
@@ -65,8 +68,22 @@ func (e *NotGrantedError) Error() string {
 	if n := len(e.Uncovered) - len(named); n > 0 {
 		more = fmt.Sprintf(" (and %d more)", n)
 	}
-	fmt.Fprintf(&b, "No CorsHostGrant lets namespace %q claim %s%s, so the edge serves nothing for this policy. ",
-		e.Namespace, strings.Join(named, ", "), more)
+	through := ""
+	if e.Attached {
+		through = " (what this policy's targetRefs route)"
+	}
+	if e.Partial {
+		fmt.Fprintf(&b, "No CorsHostGrant lets namespace %q claim %s%s%s in whole, so the edge serves this policy only for the hosts and path prefixes granted to it. ",
+			e.Namespace, strings.Join(named, ", "), more, through)
+	} else {
+		fmt.Fprintf(&b, "No CorsHostGrant lets namespace %q claim %s%s%s, so the edge serves nothing for this policy. ",
+			e.Namespace, strings.Join(named, ", "), more, through)
+	}
+	if anyHost && e.Attached {
+		fmt.Fprintf(&b, "A route and listener without hostnames serve every host, which only the platform team's own allHosts grant covers: give the HTTPRoute (or the listener) hostnames granted to this namespace (kubectl get corshostgrants), or, for a platform namespace, a cluster administrator can run: %s",
+			applyCommand(allHostsGrant(e.Namespace)))
+		return b.String()
+	}
 	if anyHost {
 		fmt.Fprintf(&b, "A policy without hosts selects every host, which only the platform team's own allHosts grant covers: list this policy's hosts in spec.hosts, or, for a platform namespace, a cluster administrator can run: %s",
 			applyCommand(allHostsGrant(e.Namespace)))
@@ -138,7 +155,8 @@ type grant struct {
 	name     string
 	names    map[string]bool
 	selector labels.Selector // nil: admits by name only
-	prefixes []string        // empty: every path
+	prefixes []grantPrefix   // empty: every path
+	hosts    []string        // normalized; empty with allHosts
 	// admits caches the namespace verdict for this build.
 	admits map[string]bool
 	// admitted collects the keys of the objects this grant covers a claim of.
@@ -280,7 +298,7 @@ func (o *Ownership) Reset(grants []v1alpha1.CorsHostGrant, namespaceLabels map[s
 		}
 		for _, p := range spec.PathPrefixes {
 			if n, err := table.NormalizePathPrefix(p); err == nil {
-				g.prefixes = append(g.prefixes, n)
+				g.prefixes = append(g.prefixes, newGrantPrefix(n))
 			}
 		}
 		o.grants = append(o.grants, g)
@@ -298,6 +316,7 @@ func (o *Ownership) Reset(grants []v1alpha1.CorsHostGrant, namespaceLabels map[s
 			if err != nil {
 				continue
 			}
+			g.hosts = append(g.hosts, n)
 			if suffix, ok := strings.CutPrefix(n, "*."); ok {
 				o.wildcard[suffix] = append(o.wildcard[suffix], g)
 			} else {
@@ -402,15 +421,52 @@ func (o *Ownership) hostGrants(dst []*grant, host string) []*grant {
 	return dst
 }
 
+// grantPrefix is a grant's path prefix as the table reads prefixes
+// (table.PrefixKey: "/blog/" and "/blog" are one key), and whether it was
+// written with a trailing "/". The table cannot serve "strictly under
+// /blog/", so such a grant covers only prefixes strictly under its key:
+// "/blog/x", never "/blog" nor "/blog/", which the table reads as "/blog"
+// and would serve for "/blog" itself.
+type grantPrefix struct {
+	key    string
+	strict bool
+}
+
+func newGrantPrefix(p string) grantPrefix {
+	k := table.PrefixKey(p)
+	return grantPrefix{key: k, strict: k != "" && strings.HasSuffix(p, "/")}
+}
+
+// covers reports whether the grant prefix covers every path that the
+// table serves for a claim with prefix key k (segment by segment: "/blog"
+// covers "/blog" and "/blog/admin", not "/blogs").
+func (gp grantPrefix) covers(k string) bool {
+	switch {
+	case gp.key == "":
+		return true
+	case k == gp.key:
+		return !gp.strict
+	}
+	return strings.HasPrefix(k, gp.key+"/")
+}
+
+// within reports whether the grant prefix selects part of what a claim
+// with prefix key k selects, and which prefix serves that part; ok is false
+// when the part cannot be served as a prefix (a strict grant under k).
+func (gp grantPrefix) within(k string) (prefix string, ok bool) {
+	if !(k == "" || strings.HasPrefix(gp.key, k+"/")) || gp.strict {
+		return "", false
+	}
+	return gp.key, true
+}
+
 func (g *grant) coversPrefix(p string) bool {
 	if len(g.prefixes) == 0 {
 		return true
 	}
+	k := table.PrefixKey(p)
 	for _, gp := range g.prefixes {
-		// Segment by segment, as the table matches: "/blog" covers "/blog"
-		// and "/blog/admin", not "/blogs"; "/blog/" covers "/blog/x" but not
-		// "/blog", which selects more than it does.
-		if gp == "/" || p == gp || strings.HasPrefix(p, gp) && (strings.HasSuffix(gp, "/") || p[len(gp)] == '/') {
+		if gp.covers(k) {
 			return true
 		}
 	}
@@ -444,4 +500,69 @@ func (o *Ownership) Admitted() map[string][]string {
 		m[g.name] = keys
 	}
 	return m
+}
+
+// Grant narrows claim c of a targetRefs policy obj to the parts of it that
+// CorsHostGrants to obj's namespace cover: c itself when one grant covers
+// it whole; otherwise the granted hosts within c's host (a wildcard, or
+// every host) and the granted prefixes under c's prefix. What a route
+// serves is not chosen by the policy's author alone (the route's and the
+// listeners' hostnames, the rules' matches), so an attachment serves what
+// is granted of it rather than nothing; the builder reports the rest.
+func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim) []Claim {
+	key := obj.Namespace + "/" + obj.Name
+	o.seen[key] = true
+	admitted := func(g *grant) {
+		o.admitted[key] = true
+		if g.last != key {
+			g.last = key
+			g.admitted = append(g.admitted, key)
+		}
+	}
+	o.candidates = o.hostGrants(o.candidates[:0], c.Host)
+	for _, g := range o.candidates {
+		if g.coversPrefix(c.Prefix) && g.admitsNamespace(obj.Namespace, o.nsLabels) {
+			admitted(g)
+			return []Claim{c}
+		}
+	}
+	var out []Claim
+	k := table.PrefixKey(c.Prefix)
+	add := func(g *grant, host string) {
+		if !g.admitsNamespace(obj.Namespace, o.nsLabels) {
+			return
+		}
+		n := len(out)
+		if g.coversPrefix(c.Prefix) {
+			out = appendClaim(out, Claim{Host: host, Prefix: c.Prefix})
+		}
+		for _, gp := range g.prefixes {
+			if p, ok := gp.within(k); ok {
+				out = appendClaim(out, Claim{Host: host, Prefix: p})
+			}
+		}
+		if len(out) > n {
+			admitted(g)
+		}
+	}
+	for _, g := range o.candidates {
+		add(g, c.Host)
+	}
+	if c.Host == "" || strings.HasPrefix(c.Host, "*.") {
+		for _, g := range o.grants {
+			for _, h := range g.hosts {
+				if h != c.Host && (c.Host == "" || coveredBy(h, c.Host)) {
+					add(g, h)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func appendClaim(list []Claim, c Claim) []Claim {
+	if slices.Contains(list, c) {
+		return list
+	}
+	return append(list, c)
 }

@@ -2,7 +2,9 @@ package compile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +40,50 @@ type Part struct {
 	// route without hostnames).
 	Hosts, PathPrefixes []string
 	Rank                int
+	// Since is when the route (or Gateway) attached through was created:
+	// between namespaces, the oldest route's policy decides an identical
+	// match, as the Gateway API routes it (table.Entry.Since).
+	Since time.Time
+}
+
+// GatewayClasses names the GatewayClasses whose Gateways the edge serves:
+// the classes whose Envoys call this corsgate (--gateway-classes). A Gateway
+// of another class routes through another proxy, or none; a policy
+// attached through it would decide requests that never pass it, and, as
+// the table serves one edge, requests for its hostnames arriving through
+// the served Gateways. Nil serves every class.
+type GatewayClasses map[string]bool
+
+// ParseGatewayClasses reads --gateway-classes: comma-separated names, or
+// "*" for every class.
+func ParseGatewayClasses(s string) (GatewayClasses, error) {
+	if strings.TrimSpace(s) == "*" {
+		return nil, nil
+	}
+	c := GatewayClasses{}
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			c[n] = true
+		}
+	}
+	if len(c) == 0 {
+		return nil, fmt.Errorf("--gateway-classes is empty: name the GatewayClasses whose Envoys call corsgate (e.g. eg), or write \"*\" for every class")
+	}
+	return c, nil
+}
+
+// serves reports whether gw's class is served; why says why not.
+func (c GatewayClasses) serves(gw *gwapiv1.Gateway) (why string, ok bool) {
+	if c == nil || c[string(gw.Spec.GatewayClassName)] {
+		return "", true
+	}
+	names := make([]string, 0, len(c))
+	for n := range c {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("Gateway %s/%s is of GatewayClass %q, which this corsgate does not serve (--gateway-classes=%s): a policy attaches only through Gateways whose Envoys call corsgate; if this one's do, add its class to --gateway-classes (chart value gatewayClasses)",
+		gw.Namespace, gw.Name, gw.Spec.GatewayClassName, strings.Join(names, ",")), false
 }
 
 // Attachment is what one targetRef came to through one ancestor Gateway.
@@ -104,8 +150,12 @@ func refString(r gwapiv1.LocalPolicyTargetReferenceWithSectionName) string {
 // ResolveGateway is what a targetRef to gw (sectionName: one listener)
 // covers: every HTTP and HTTPS listener's hostname under "/". A Gateway its
 // controller has not accepted covers nothing.
-func ResolveGateway(gw *gwapiv1.Gateway, section *gwapiv1.SectionName) Attachment {
+func ResolveGateway(gw *gwapiv1.Gateway, section *gwapiv1.SectionName, classes GatewayClasses) Attachment {
 	a := Attachment{Ancestor: gatewayRef(gw.Namespace, gw.Name)}
+	if why, ok := classes.serves(gw); !ok {
+		a.Reason, a.Message = string(gwapiv1.PolicyReasonTargetNotFound), why
+		return a
+	}
 	if !acceptedAt(gw.Status.Conditions, gw.Generation) {
 		a.Reason = string(gwapiv1.PolicyReasonTargetNotFound)
 		a.Message = fmt.Sprintf("Gateway %s/%s is not accepted by its controller at generation %d (status.conditions), so it serves nothing: check its GatewayClass", gw.Namespace, gw.Name, gw.Generation)
@@ -134,7 +184,7 @@ func ResolveGateway(gw *gwapiv1.Gateway, section *gwapiv1.SectionName) Attachmen
 			}
 			host = h
 		}
-		a.Parts = append(a.Parts, Part{Hosts: hostList(host), Rank: rank})
+		a.Parts = append(a.Parts, Part{Hosts: hostList(host), Rank: rank, Since: gw.CreationTimestamp.Time})
 	}
 	if section != nil && !found {
 		a.Reason = string(gwapiv1.PolicyReasonTargetNotFound)
@@ -156,7 +206,7 @@ type NamespaceLabels func(namespace string) (labels.Set, bool)
 // Only parents whose status.parents say they accepted the route at its
 // current generation count: a namespace cannot claim a hostname with a route
 // no Gateway admitted.
-func ResolveRoute(route *gwapiv1.HTTPRoute, section *gwapiv1.SectionName, gateway GatewayLookup, nsLabels NamespaceLabels) []Attachment {
+func ResolveRoute(route *gwapiv1.HTTPRoute, section *gwapiv1.SectionName, gateway GatewayLookup, nsLabels NamespaceLabels, classes GatewayClasses) []Attachment {
 	rank := RankRoute
 	var prefixes []string
 	var skipped []string
@@ -199,6 +249,10 @@ func ResolveRoute(route *gwapiv1.HTTPRoute, section *gwapiv1.SectionName, gatewa
 				a.Message = fmt.Sprintf("Gateway %s/%s, a parent of HTTPRoute %s/%s, does not exist", ns, pr.Name, route.Namespace, route.Name)
 				break
 			}
+			if why, ok := classes.serves(gw); !ok {
+				a.Reason, a.Message = string(gwapiv1.PolicyReasonTargetNotFound), why
+				break
+			}
 			hosts, hs := routeHosts(route, gw, &pr, nsLabels)
 			a.Skipped = append(append([]string(nil), a.Skipped...), hs...)
 			if len(hosts) == 0 {
@@ -208,7 +262,7 @@ func ResolveRoute(route *gwapiv1.HTTPRoute, section *gwapiv1.SectionName, gatewa
 			}
 			for _, h := range hosts {
 				if len(prefixes) > 0 {
-					a.Parts = append(a.Parts, Part{Hosts: hostList(h), PathPrefixes: prefixes, Rank: rank})
+					a.Parts = append(a.Parts, Part{Hosts: hostList(h), PathPrefixes: prefixes, Rank: rank, Since: route.CreationTimestamp.Time})
 				}
 			}
 		}

@@ -26,7 +26,7 @@ type attachedEntry struct{ owner, ancestor int }
 // targetRefs policy obj (results index owner), by the entries its targets
 // cover, and fills r.Ancestors.
 func (b *Builder) attach(obj *v1alpha1.CorsPolicy, r *Result, owner int, targets []gwapiv1.LocalPolicyTargetReferenceWithSectionName,
-	entries []table.Entry, entryOwner []int, att *map[int]attachedEntry) ([]table.Entry, []int) {
+	grant func(*v1alpha1.CorsPolicy, Claim) []Claim, entries []table.Entry, entryOwner []int, att *map[int]attachedEntry) ([]table.Entry, []int) {
 	if *att == nil {
 		*att = map[int]attachedEntry{} // only builds with targetRefs policies pay for it
 	}
@@ -58,6 +58,11 @@ func (b *Builder) attach(obj *v1alpha1.CorsPolicy, r *Result, owner int, targets
 		}
 	}
 	slices.SortStableFunc(parts, func(x, y ranked) int { return cmp.Compare(y.part.Rank, x.part.Rank) })
+	// Host grants bind attachments as they bind hosts policies: each claim
+	// is narrowed to what grants to the namespace cover (Ownership.Grant).
+	// A resolve for status only (grant nil) claims nothing in the grants.
+	var cut []Claim
+	anc.cut, anc.granted = make([][]Claim, len(anc.refs)), make([]int, len(anc.refs))
 	claimed := map[string]bool{}
 	for _, p := range parts {
 		hosts := p.part.Hosts
@@ -68,26 +73,51 @@ func (b *Builder) attach(obj *v1alpha1.CorsPolicy, r *Result, owner int, targets
 		if len(prefixes) == 0 {
 			prefixes = []string{"/"}
 		}
+		var order []string // hosts, in the order they are first claimed
+		mine := map[string][]string{}
 		for _, h := range hosts {
-			var mine []string
 			for _, pre := range prefixes {
-				k := h + " " + strings.TrimRight(pre, "/")
-				if !claimed[k] {
+				whole := Claim{Host: h, Prefix: pre}
+				claims := []Claim{whole}
+				if grant != nil {
+					claims = grant(obj, whole)
+					if len(claims) != 1 || claims[0] != whole {
+						cut = appendClaim(cut, whole)
+						anc.cut[p.ancestor] = appendClaim(anc.cut[p.ancestor], whole)
+					}
+				}
+				anc.granted[p.ancestor] += len(claims)
+				for _, c := range claims {
+					k := c.Host + " " + table.PrefixKey(c.Prefix)
+					if claimed[k] {
+						continue
+					}
 					claimed[k] = true
-					mine = append(mine, pre)
+					if _, ok := mine[c.Host]; !ok {
+						order = append(order, c.Host)
+					}
+					mine[c.Host] = append(mine[c.Host], c.Prefix)
 				}
 			}
-			if len(mine) == 0 {
-				continue
-			}
+		}
+		for _, h := range order {
 			e := base
-			e.Hosts, e.PathPrefixes, e.Rank = hostList(h), mine, p.part.Rank
+			e.Hosts, e.PathPrefixes, e.Rank, e.Since = hostList(h), mine[h], p.part.Rank, p.part.Since
 			(*att)[len(entries)] = attachedEntry{owner, p.ancestor}
-			anc.claims[p.ancestor] += len(mine)
+			anc.claims[p.ancestor] += len(mine[h])
 			entries, entryOwner = append(entries, e), append(entryOwner, owner)
 		}
 	}
-	r.Ancestors = anc.results(r)
+	if len(cut) > 0 {
+		err := &NotGrantedError{Namespace: obj.Namespace, Uncovered: cut, Attached: true}
+		if len(claimed) == 0 {
+			r.NotGranted = err
+		} else {
+			err.Partial = true
+			r.PartlyGranted = err
+		}
+	}
+	r.Ancestors = anc.results(r, obj.Namespace)
 	r.attachedClaims = anc.claims
 	if len(claimed) == 0 {
 		r.Serving = NotServed
@@ -102,6 +132,10 @@ type ancestors struct {
 	attached           []bool
 	notes, why, reason [][]string
 	claims             []int
+	// cut lists, per ancestor, the claims grants do not cover whole;
+	// granted counts the claims (whole or narrowed) they do.
+	cut     [][]Claim
+	granted []int
 }
 
 func newAncestors() *ancestors { return &ancestors{index: map[string]int{}} }
@@ -133,14 +167,21 @@ func (a *ancestors) add(at Attachment) int {
 	return i
 }
 
-func (a *ancestors) results(r *Result) []AncestorResult {
+func (a *ancestors) results(r *Result, ns string) []AncestorResult {
 	out := make([]AncestorResult, len(a.refs))
 	for i, ref := range a.refs {
 		res := AncestorResult{Ref: ref}
+		var cut []Claim
+		if a.cut != nil {
+			cut = a.cut[i]
+		}
 		switch {
 		case r.Err != nil && r.Serving == NotServed:
 			res.Reason = string(gwapiv1.PolicyReasonInvalid)
 			res.Message = "The spec is invalid: fix the errors in the Accepted condition."
+		case a.attached[i] && len(cut) > 0 && a.granted[i] == 0:
+			res.Reason = v1alpha1.ReasonHostNotGranted
+			res.Message = (&NotGrantedError{Namespace: ns, Uncovered: cut, Attached: true}).Error()
 		case a.attached[i] && r.Err != nil:
 			res.Reason = string(gwapiv1.PolicyReasonAccepted)
 			res.Message = "The current spec is invalid (see the Accepted condition); the edge keeps serving the last valid spec through this Gateway."
@@ -150,6 +191,9 @@ func (a *ancestors) results(r *Result) []AncestorResult {
 		default:
 			res.Reason = a.reason[i][0]
 			res.Message = strings.Join(a.why[i], " ")
+		}
+		if res.Reason == string(gwapiv1.PolicyReasonAccepted) && len(cut) > 0 {
+			res.Message += " " + (&NotGrantedError{Namespace: ns, Uncovered: cut, Attached: true, Partial: true}).Error()
 		}
 		if a.attached[i] && len(a.why[i]) > 0 {
 			res.Message += " Not attached through it: " + strings.Join(a.why[i], " ")
@@ -206,7 +250,7 @@ func attributeConflicts(entries []table.Entry, conflicts []table.Conflict, att m
 		}
 		anc := &r.Ancestors[k.ancestor]
 		anc.Reason = string(gwapiv1.PolicyReasonConflicted)
-		anc.Message = fmt.Sprintf("Every host and path this policy covers through this Gateway is served by %s instead (a policy attached closer to the route, or older): see the Ready condition.", strings.Join(winners[k], ", "))
+		anc.Message = fmt.Sprintf("Every host and path this policy covers through this Gateway is served by %s instead (a policy of this namespace attached closer to the route, or an older claim): see the Ready condition.", strings.Join(winners[k], ", "))
 	}
 }
 
@@ -225,7 +269,7 @@ func (b *Builder) attachServing(obj *v1alpha1.CorsPolicy, r *Result, owner int, 
 			// Resolve into a scratch entry that is dropped again.
 			scratch := []table.Entry{{}}
 			var discard map[int]attachedEntry
-			b.attach(obj, r, owner, c.targets, scratch, []int{owner}, &discard)
+			b.attach(obj, r, owner, c.targets, nil, scratch, []int{owner}, &discard)
 			r.Serving = NotServed
 		}
 		return entries, entryOwner
@@ -233,7 +277,7 @@ func (b *Builder) attachServing(obj *v1alpha1.CorsPolicy, r *Result, owner int, 
 	if len(targets) == 0 {
 		return entries, entryOwner
 	}
-	return b.attach(obj, r, owner, targets, entries, entryOwner, att)
+	return b.attach(obj, r, owner, targets, b.Grant, entries, entryOwner, att)
 }
 
 func copyTargets(refs []gwapiv1.LocalPolicyTargetReferenceWithSectionName) []gwapiv1.LocalPolicyTargetReferenceWithSectionName {

@@ -64,12 +64,12 @@ func (w *world) resolve(ns string, ref gwapiv1.LocalPolicyTargetReferenceWithSec
 	switch ref.Kind {
 	case "Gateway":
 		if gw := w.gateways[key]; gw != nil {
-			return []compile.Attachment{compile.ResolveGateway(gw, ref.SectionName)}
+			return []compile.Attachment{compile.ResolveGateway(gw, ref.SectionName, nil)}
 		}
 	case "HTTPRoute":
 		if r := w.routes[key]; r != nil {
 			return compile.ResolveRoute(r, ref.SectionName, func(ns, name string) *gwapiv1.Gateway { return w.gateways[ns+"/"+name] },
-				func(ns string) (labels.Set, bool) { l, ok := w.nsLabels[ns]; return l, ok })
+				func(ns string) (labels.Set, bool) { l, ok := w.nsLabels[ns]; return l, ok }, nil)
 		}
 	}
 	return []compile.Attachment{compile.TargetNotFound(ns, ref)}

@@ -11,12 +11,12 @@
 package explain
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/extproc"
@@ -59,6 +59,9 @@ type Result struct {
 	// Invalid are the policies that did not compile, or that host ownership
 	// does not admit: they decide nothing.
 	Invalid []Invalid `json:"invalid,omitempty"`
+	// PartlyGranted are the targetRefs policies that CorsHostGrants cover
+	// only in part: what is cut off is not served.
+	PartlyGranted []Invalid `json:"partlyGranted,omitempty"`
 	// Ambiguous: the path selects different policies depending on how it is
 	// read (raw, or decoded as an upstream may read it), so no policy grants
 	// the request; Policy names the one the normalised reading selects.
@@ -152,8 +155,10 @@ func Explain(policies []filesource.Object, req Request) (*Result, error) {
 type Options struct {
 	// Resolve turns targetRefs into hosts and paths (Builder.Resolve).
 	Resolve compile.Resolver
-	// Admit is host ownership (Builder.Admit): nil when it is off.
+	// Admit and Grant are host ownership (Builder.Admit, Builder.Grant):
+	// nil when it is off.
 	Admit func(*v1alpha1.CorsPolicy, *table.Entry) error
+	Grant func(*v1alpha1.CorsPolicy, compile.Claim) []compile.Claim
 }
 
 // ExplainWith is Explain with the cluster's parts of the compile path.
@@ -163,7 +168,7 @@ func ExplainWith(policies []filesource.Object, req Request, opts Options) (*Resu
 		objs[i] = policies[i].Policy
 	}
 	b := compile.NewBuilder()
-	b.Resolve, b.Admit = opts.Resolve, opts.Admit
+	b.Resolve, b.Admit, b.Grant = opts.Resolve, opts.Admit, opts.Grant
 	t, results := b.Build(objs)
 	sources := make(map[string]string, len(policies))
 	for _, p := range policies {
@@ -179,6 +184,9 @@ func ExplainWith(policies []filesource.Object, req Request, opts Options) (*Resu
 		}
 		if r.NotGranted != nil {
 			res.Invalid = append(res.Invalid, Invalid{Policy: r.Key(), Source: policies[i].File, Error: "not served, no CorsHostGrant admits it: " + r.NotGranted.Error()})
+		}
+		if r.PartlyGranted != nil {
+			res.PartlyGranted = append(res.PartlyGranted, Invalid{Policy: r.Key(), Source: policies[i].File, Error: r.PartlyGranted.Error()})
 		}
 		if res.Policy != nil && r.Key() == *res.Policy {
 			for _, w := range r.Warnings {
@@ -276,7 +284,7 @@ func explainTable(t *table.Table, sources map[string]string, req Request) (*Resu
 	}
 	key := entry.Key()
 	res.Policy, res.Source = &key, sources[key]
-	c := bestClaim(entry, authority, path)
+	c := bestClaim(t, entry, authority, path)
 	res.Claim = &c
 
 	res.decision = d
@@ -367,136 +375,81 @@ func corsView(hs []cors.Header) map[string]string {
 	return m
 }
 
-// A rank orders the claims that match one request as the table does: an
-// exact host, then wildcards by suffix length, then every host; then the
-// longest path prefix; then the oldest policy; then namespace/name.
-type rank struct {
-	hostClass int // 0 exact, 1 wildcard, 2 every host
-	suffixLen int
-	prefixLen int
-}
-
-func claimRank(c Claim) rank {
-	r := rank{prefixLen: len(strings.TrimRight(c.PathPrefix, "/"))}
-	switch {
-	case c.Host == "":
-		r.hostClass = 2
-	case strings.HasPrefix(c.Host, "*."):
-		r.hostClass, r.suffixLen = 1, len(c.Host)-2
-	}
-	return r
-}
-
-func compareRank(a, b rank) int {
-	if c := cmp.Compare(a.hostClass, b.hostClass); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(b.suffixLen, a.suffixLen); c != 0 {
-		return c
-	}
-	return cmp.Compare(b.prefixLen, a.prefixLen)
-}
-
-// matches reports whether the claim covers the request, asking a one-claim
-// table: the server's own matching, not a copy of it.
-func matches(e *table.Entry, c Claim, authority, path string) bool {
-	one := table.Entry{Namespace: e.Namespace, Name: e.Name, PathPrefixes: []string{c.PathPrefix}, Policy: e.Policy}
-	if c.Host != "" {
-		one.Hosts = []string{c.Host}
-	}
-	t, _ := table.New([]table.Entry{one})
-	return t.Lookup(authority, path) != nil
-}
-
-// bestClaim is the entry's best claim that covers the request.
-func bestClaim(e *table.Entry, authority, path string) Claim {
-	hosts, prefixes := e.Hosts, e.PathPrefixes
-	if len(hosts) == 0 {
-		hosts = []string{""}
-	}
-	if len(prefixes) == 0 {
-		prefixes = []string{"/"}
-	}
-	var best *Claim
-	for _, h := range hosts {
-		for _, p := range prefixes {
-			c := Claim{Host: h, PathPrefix: p}
-			if matches(e, c, authority, path) && (best == nil || compareRank(claimRank(c), claimRank(*best)) < 0) {
-				best = &c
-			}
+// bestClaim is the entry's claim that covers the request, as the table
+// reads it (table.Candidates).
+func bestClaim(t *table.Table, e *table.Entry, authority, path string) Claim {
+	for _, c := range t.Candidates(authority, path) {
+		if c.Entry == e {
+			return Claim{Host: c.Host, PathPrefix: c.Prefix}
 		}
 	}
-	if best == nil {
-		return Claim{}
-	}
-	return *best
+	return Claim{}
 }
 
 // losers lists the policies, other than the winner, that cover the request,
-// best first, each with why it lost.
+// best first, each with why it lost: the table's own candidates and steps,
+// worded.
 func losers(t *table.Table, winner *table.Entry, authority, path string, sources map[string]string) []Loser {
-	type cand struct {
-		e *table.Entry
-		c Claim
-	}
-	var cands []cand
-	for _, e := range t.Entries() {
-		if e == winner {
-			continue
-		}
-		solo, _ := table.New([]table.Entry{*e})
-		if solo.Lookup(authority, path) == nil {
-			continue
-		}
-		cands = append(cands, cand{e, bestClaim(e, authority, path)})
-	}
+	cands := t.Candidates(authority, path)
 	if len(cands) == 0 {
 		return nil
 	}
-	slices.SortStableFunc(cands, func(a, b cand) int {
-		if c := compareRank(claimRank(a.c), claimRank(b.c)); c != 0 {
-			return c
+	first := cands[0]
+	var out []Loser
+	for _, c := range cands {
+		if c.Entry == winner {
+			continue
 		}
-		if c := a.e.Created.Compare(b.e.Created); c != 0 {
-			return c
+		lc := Claim{Host: c.Host, PathPrefix: c.Prefix}
+		why := whyLost(first, c)
+		if c.Entry == first.Entry {
+			// The normalised reading of an ambiguous path chose another
+			// policy than the raw one (Result.Ambiguous).
+			why = "claims the raw path, which reads differently from the normalised path the deciding policy claims: the request is refused as ambiguous"
 		}
-		return cmp.Compare(a.e.Key(), b.e.Key())
-	})
-	var wc Claim
-	if winner != nil {
-		wc = bestClaim(winner, authority, path)
-	}
-	out := make([]Loser, len(cands))
-	for i, c := range cands {
-		out[i] = Loser{Policy: c.e.Key(), Source: sources[c.e.Key()], Claim: c.c, Why: whyLost(winner, wc, c.e, c.c)}
+		out = append(out, Loser{Policy: c.Entry.Key(), Source: sources[c.Entry.Key()], Claim: lc, Why: why})
 	}
 	return out
 }
 
-func whyLost(w *table.Entry, wc Claim, l *table.Entry, lc Claim) string {
-	if w == nil {
-		return "no table entry decides this request" // not reached: a matching entry makes Lookup find one
-	}
-	wr, lr := claimRank(wc), claimRank(lc)
+// rankNames are compile's attachment ranks, as a sentence names them.
+var rankNames = map[int]string{
+	compile.RankSelector: "a hosts/pathPrefixes policy", compile.RankGateway: "attached to a Gateway",
+	compile.RankListener: "attached to a listener", compile.RankRoute: "attached to an HTTPRoute", compile.RankRule: "attached to a route rule",
+}
+
+func whyLost(w, l table.Candidate) string {
 	host := func(h string) string {
 		if h == "" {
 			return "a policy for every host"
 		}
 		return "host " + h
 	}
-	switch {
-	case wr.hostClass == 0 && lr.hostClass != 0:
-		return fmt.Sprintf("an exact host beats a wildcard or no host: %s (%s) over %s", host(wc.Host), w.Key(), host(lc.Host))
-	case wr.hostClass == 1 && lr.hostClass == 1 && wr.suffixLen != lr.suffixLen:
-		return fmt.Sprintf("the longer wildcard suffix wins: %s over %s", host(wc.Host), host(lc.Host))
-	case wr.hostClass < lr.hostClass:
-		return fmt.Sprintf("a host beats no host: %s (%s) over %s", host(wc.Host), w.Key(), host(lc.Host))
-	case wr.prefixLen != lr.prefixLen:
-		return fmt.Sprintf("the longer path prefix wins: %s (%s) over %s", wc.PathPrefix, w.Key(), lc.PathPrefix)
-	case !w.Created.Equal(l.Created):
+	stamp := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+	we, le := w.Entry, l.Entry
+	switch l.Lost {
+	case table.StepExactHost:
+		return fmt.Sprintf("an exact host beats a wildcard or no host: %s (%s) over %s", host(w.Host), we.Key(), host(l.Host))
+	case table.StepLongerWildcard:
+		return fmt.Sprintf("the longer wildcard suffix wins: %s over %s", host(w.Host), host(l.Host))
+	case table.StepHost:
+		return fmt.Sprintf("a host beats no host: %s (%s) over %s", host(w.Host), we.Key(), host(l.Host))
+	case table.StepLongerPrefix:
+		return fmt.Sprintf("the longer path prefix wins: %s (%s) over %s", w.Prefix, we.Key(), l.Prefix)
+	case table.StepOlderClaim:
+		return fmt.Sprintf("same host and path prefix, another namespace: the namespace whose claim is older decides, as the Gateway API routes an identical match to the oldest route (attaching closer to the route never takes a request from another team): %s claims it since %s, this one since %s",
+			we.Key(), stamp(we.ClaimedSince()), stamp(le.ClaimedSince()))
+	case table.StepRank:
+		return fmt.Sprintf("same host, path prefix and namespace: the policy attached closer to the route wins (GEP-713: route rule, route, listener, Gateway, then hosts/pathPrefixes): %s is %s, this one %s",
+			we.Key(), rankNames[we.Rank], rankNames[le.Rank])
+	case table.StepOlder:
+		if ws, ls := we.ClaimedSince(), le.ClaimedSince(); !ws.Equal(ls) && (!we.Since.IsZero() || !le.Since.IsZero()) {
+			return fmt.Sprintf("same host and path prefix; the older claim wins: %s claims it since %s, this one since %s (a policy attached to a route claims since the route was created)",
+				we.Key(), stamp(ws), stamp(ls))
+		}
 		return fmt.Sprintf("same host and path prefix; the older policy wins: %s was created %s, this one %s",
-			w.Key(), w.Created.UTC().Format("2006-01-02T15:04:05Z"), l.Created.UTC().Format("2006-01-02T15:04:05Z"))
+			we.Key(), stamp(we.Created), stamp(le.Created))
 	default:
-		return fmt.Sprintf("same host, path prefix and age; the first by namespace/name wins: %s", w.Key())
+		return fmt.Sprintf("same host, path prefix and age; the first by namespace/name wins: %s", we.Key())
 	}
 }

@@ -38,6 +38,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	for _, inv := range r.Invalid {
 		p("  not served: %s decides nothing: %s", inv.Policy, inv.Error)
 	}
+	for _, g := range r.PartlyGranted {
+		p("  granted in part: %s serves only what grants cover: %s", g.Policy, g.Error)
+	}
 	for _, wn := range r.Warnings {
 		p("  warning: %s", wn)
 	}

@@ -4,7 +4,10 @@
 //
 // Precedence (docs/design.md#which-policy-applies): an exact host beats a
 // wildcard host (longer suffix first), which beats a policy for every host;
-// then the longest path prefix; then the oldest object; then namespace/name.
+// then the longest path prefix. Where several entries claim the same host
+// and prefix, the namespace with the oldest claim decides (Entry.Since:
+// Gateway API route precedence across teams), and within that namespace the
+// highest attachment rank, then the oldest object, then the name.
 // A lookup costs one map probe per host label and per path segment: it does
 // not grow with the number of policies.
 package table
@@ -29,18 +32,65 @@ type Entry struct {
 	PathPrefixes []string
 	// Created orders policies that claim the same host and prefix: oldest wins.
 	Created time.Time
-	// Rank orders policies that claim the same host and prefix before
-	// Created: the higher wins. It is the attachment level of a Gateway API
-	// targetRefs policy (GEP-713: route rule, route, listener, Gateway;
-	// internal/compile), 0 for a hosts/pathPrefixes policy.
-	Rank   int
+	// Rank orders the entries of one namespace that claim the same host and
+	// prefix, before Created: the higher wins. It is the attachment level of
+	// a Gateway API targetRefs policy (GEP-713: route rule, route, listener,
+	// Gateway; internal/compile), 0 for a hosts/pathPrefixes policy. Rank
+	// never orders entries of different namespaces: a team attaching to a
+	// rule of its own newer route must not take a request from another
+	// team's older claim.
+	Rank int
+	// Since orders entries of different namespaces that claim the same host
+	// and prefix: the oldest claim wins, as the Gateway API routes identical
+	// matches to the oldest route. It is the creation time of the route (or
+	// Gateway) an attached entry came through; zero means Created (a
+	// hosts/pathPrefixes policy claims since it exists).
+	Since  time.Time
 	Policy *cors.Policy
 }
 
 // Key is "namespace/name".
 func (e *Entry) Key() string { return e.Namespace + "/" + e.Name }
 
-// Conflict records a claim lost to an older (or alphabetically first) policy.
+// ClaimedSince is when the entry's claim began: Since, or Created.
+func (e *Entry) ClaimedSince() time.Time {
+	if e.Since.IsZero() {
+		return e.Created
+	}
+	return e.Since
+}
+
+// Beats reports whether e wins a host and prefix that e and other both
+// claim, where other came first in the table's order (Entries): only an
+// entry of the same namespace with a higher rank takes a claim from the
+// entry that holds it.
+func (e *Entry) Beats(other *Entry) bool {
+	return e.Namespace == other.Namespace && e.Rank > other.Rank
+}
+
+// precedes is the table's order: the oldest claim first, then namespace,
+// so that the first claimant of a host and prefix is of the namespace that
+// decides it; then the highest rank, the oldest object and the name. It is
+// a total order; Beats then lets a namespace's higher-ranked entry with a
+// younger claim take the key from its own namespace's first claimant.
+func precedes(a, b *Entry) int {
+	if c := a.ClaimedSince().Compare(b.ClaimedSince()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.Rank, a.Rank); c != 0 {
+		return c
+	}
+	if c := a.Created.Compare(b.Created); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Name, b.Name)
+}
+
+// Conflict records a claim lost to another entry (Beats and the table's
+// order say which).
 type Conflict struct {
 	Loser, Winner *Entry
 	// Host is the contested host pattern ("" for every host); Prefix the path prefix.
@@ -102,6 +152,19 @@ func (idx *pathIndex) put(key string, e *Entry) {
 	idx.large[key] = e
 }
 
+// replace gives a claimed key to e.
+func (idx *pathIndex) replace(key string, e *Entry) {
+	if idx.large != nil {
+		idx.large[key] = e
+		return
+	}
+	for i := range idx.small {
+		if idx.small[i].key == key {
+			idx.small[i].entry = e
+		}
+	}
+}
+
 func (idx *pathIndex) empty() bool { return len(idx.small) == 0 && len(idx.large) == 0 }
 
 // New builds a table. Entries are expected to be valid (see NormalizeHost and
@@ -136,20 +199,7 @@ func New(entries []Entry) (*Table, []Conflict) {
 	for i := range entries {
 		t.entries[i] = &entries[i]
 	}
-	// Highest rank first, then oldest, then namespace/name, so that the first
-	// claim is the winner.
-	slices.SortStableFunc(t.entries, func(a, b *Entry) int {
-		if c := cmp.Compare(b.Rank, a.Rank); c != 0 {
-			return c
-		}
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Name, b.Name)
-	})
+	slices.SortStableFunc(t.entries, precedes)
 	var conflicts []Conflict
 	claim := func(idx *pathIndex, host string, e *Entry) {
 		prefixes := e.PathPrefixes
@@ -158,14 +208,24 @@ func New(entries []Entry) (*Table, []Conflict) {
 		}
 		for _, p := range prefixes {
 			key := prefixKey(p)
-			if w := idx.get(key); w != nil {
-				if w != e {
-					conflicts = append(conflicts, Conflict{Loser: e, Winner: w, Host: host, Prefix: p})
+			w := idx.get(key)
+			switch {
+			case w == nil:
+				idx.put(key, e)
+				idx.maxLen = max(idx.maxLen, len(key))
+			case w == e:
+			case e.Beats(w):
+				idx.replace(key, e)
+				// Those who lost the key to w lost it to e.
+				for i := range conflicts {
+					if c := &conflicts[i]; c.Winner == w && c.Host == host && prefixKey(c.Prefix) == key {
+						c.Winner = e
+					}
 				}
-				continue
+				conflicts = append(conflicts, Conflict{Loser: w, Winner: e, Host: host, Prefix: p})
+			default:
+				conflicts = append(conflicts, Conflict{Loser: e, Winner: w, Host: host, Prefix: p})
 			}
-			idx.put(key, e)
-			idx.maxLen = max(idx.maxLen, len(key))
 		}
 	}
 	for _, e := range t.entries {
@@ -204,8 +264,8 @@ func (t *Table) Len() int {
 	return len(t.entries)
 }
 
-// Entries returns the entries in precedence order (highest rank, then
-// oldest, then namespace/name). Do not modify them.
+// Entries returns the entries in the table's order (precedes: the oldest
+// claim, namespace, highest rank, oldest object, name). Do not modify them.
 func (t *Table) Entries() []*Entry { return t.entries }
 
 // Lookup returns the entry that decides a request for authority (":authority",
@@ -291,6 +351,12 @@ func (idx *pathIndex) lookupPath(path string) *Entry {
 
 // prefixKey normalizes a configured prefix: "/" → "", "/api/" → "/api".
 func prefixKey(p string) string { return strings.TrimRight(p, "/") }
+
+// PrefixKey is how the table reads a path prefix: without its trailing "/"
+// ("/" is ""), so "/api/" and "/api" claim the same paths. Everything that
+// compares prefixes (host grants, explain) compares these keys, so that a
+// trailing "/" can never make one side read a prefix as another.
+func PrefixKey(p string) string { return prefixKey(p) }
 
 const maxHostLen = 253
 
