@@ -337,6 +337,7 @@ func TestTenancy(t *testing.T) {
 			out, err := tn.run(corsPolicy(attackerNS, name, hostsSel([]string{claim}, "/v1/transfers"), evil), "apply", "-f", "-")
 			if err != nil {
 				// Refused by the API server (the CRD's host pattern).
+				t.Logf("hosts [%s] refused at apply: %s", claim, strings.TrimSpace(out))
 				if !strings.Contains(out, "spec.hosts") {
 					t.Errorf("apply of hosts [%s] failed, but not on spec.hosts: %v\n%s", claim, err, out)
 				}
