@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +30,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/controllers"
@@ -54,7 +56,9 @@ func TestMain(m *testing.M) {
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		// The Gateway API CRDs too: the reconcile-to-serve benchmark's
+		// background has policies attached to HTTPRoutes.
+		CRDDirectoryPaths:     append([]string{filepath.Join("..", "..", "config", "crd", "bases")}, gatewayAPICRDs()...),
 		ErrorIfCRDPathMissing: true,
 		// Bounds start-up on a loaded machine; it measures nothing.
 		ControlPlaneStartTimeout: 2 * time.Minute,
@@ -77,6 +81,7 @@ func run(env *envtest.Environment, cfg *rest.Config, m *testing.M) int {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	_ = v1alpha1.AddToScheme(scheme)
+	_ = gwapiv1.Install(scheme)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -122,6 +127,19 @@ func run(env *envtest.Environment, cfg *rest.Config, m *testing.M) int {
 	}
 	<-store.Ready()
 	return m.Run()
+}
+
+// gatewayAPICRDs are the Gateway API standard-channel CRDs of the version
+// in go.mod.
+func gatewayAPICRDs() []string {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		fmt.Fprintf(os.Stderr, "finding the Gateway API module (go list -m sigs.k8s.io/gateway-api): %v; run `go mod download`\n", err)
+		os.Exit(1)
+	}
+	std := filepath.Join(dir, "config", "crd", "standard")
+	return []string{filepath.Join(std, "gateway.networking.k8s.io_gateways.yaml"), filepath.Join(std, "gateway.networking.k8s.io_httproutes.yaml")}
 }
 
 // namespace creates a fresh namespace with labels for one test.
