@@ -3,6 +3,7 @@ package cors
 import (
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -215,6 +216,8 @@ func (p *Policy) compileMethods(cfg Config, pr *problems) {
 		case up == m || !containsFold(browserMethods, m):
 		case containsFold(fetchNormalized, m):
 			pr.warnf("allowMethods", i, "methods are case-sensitive and fetch upper-cases %q (Fetch \"normalize a method\"), so a page's fetch sends %q, which %q never matches; write %q", m, up, m, up)
+		case slices.Contains(cfg.AllowMethods, up):
+			// Both spellings listed: the pages that write either are served.
 		default:
 			pr.warnf("allowMethods", i, "methods are case-sensitive and fetch sends %q as written (it upper-cases only DELETE, GET, HEAD, OPTIONS, POST and PUT): %q matches only pages that write %q, and most write %q; write %q too, or instead", m, m, m, up, up)
 		}

@@ -135,6 +135,9 @@ func TestCompileAccepts(t *testing.T) {
 		{AllowOriginRegexes: []string{`https://.*`}}, // no credentials: no worse than "*"
 		{AllowOrigins: []string{"*"}, ExposeHeaders: []string{"*"}},
 		{AllowOrigins: []string{"https://a.example"}, ExposeHeaders: []string{"*"}, AllowCredentials: true},
+		// fetch sends patch as written (Fetch §2.2.1 "normalize a method"):
+		// listing both spellings serves pages that write either.
+		{AllowOrigins: []string{"https://a.example"}, AllowMethods: []string{"PATCH", "patch"}},
 	} {
 		if _, w, err := cors.Compile(cfg); err != nil || len(w) != 0 {
 			t.Errorf("Compile(%+v) = warnings %v, error %v; want neither", cfg, w, err)
