@@ -3,6 +3,7 @@ package cors
 import (
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -176,6 +177,23 @@ var forbiddenMethods = []string{"CONNECT", "TRACE", "TRACK"}
 // PUT (Fetch "normalize") and send every other method as written.
 var browserMethods = []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH"}
 
+// fetchNormalized are the methods fetch upper-cases, whatever case a page
+// writes them in (Fetch §2.2.1 "normalize a method"); PATCH is not one of them.
+var fetchNormalized = []string{"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"}
+
+// NormalizeMethod is Fetch's "normalize a method" (§2.2.1): the method a
+// browser sends for one a page writes. Every method other than DELETE, GET,
+// HEAD, OPTIONS, POST and PUT is sent as written, and methods are compared
+// case-sensitively, so "patch" and "PATCH" are two methods.
+func NormalizeMethod(m string) string {
+	for _, n := range fetchNormalized {
+		if strings.EqualFold(m, n) {
+			return n
+		}
+	}
+	return m
+}
+
 func (p *Policy) compileMethods(cfg Config, pr *problems) {
 	var listed []string
 	for i, m := range cfg.AllowMethods {
@@ -194,8 +212,14 @@ func (p *Policy) compileMethods(cfg Config, pr *problems) {
 			pr.errorf("allowMethods", i, m, "%s is a forbidden method that browsers never send: remove it", quote(m))
 			continue
 		}
-		if up := strings.ToUpper(m); up != m && containsFold(browserMethods, m) {
-			pr.warnf("allowMethods", i, "methods are case-sensitive: a page's fetch sends %q, which %q does not match; write %q", up, m, up)
+		switch up := strings.ToUpper(m); {
+		case up == m || !containsFold(browserMethods, m):
+		case containsFold(fetchNormalized, m):
+			pr.warnf("allowMethods", i, "methods are case-sensitive and fetch upper-cases %q (Fetch \"normalize a method\"), so a page's fetch sends %q, which %q never matches; write %q", m, up, m, up)
+		case slices.Contains(cfg.AllowMethods, up):
+			// Both spellings listed: the pages that write either are served.
+		default:
+			pr.warnf("allowMethods", i, "methods are case-sensitive and fetch sends %q as written (it upper-cases only DELETE, GET, HEAD, OPTIONS, POST and PUT): %q matches only pages that write %q, and most write %q; write %q too, or instead", m, m, m, up, up)
 		}
 		if _, dup := p.methods[m]; !dup {
 			p.methods[m] = struct{}{}

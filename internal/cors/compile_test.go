@@ -98,6 +98,11 @@ func TestCompileWarns(t *testing.T) {
 		{desc: "plain http with credentials", cfg: cors.Config{AllowOrigins: []string{"http://app.example.com"}, AllowCredentials: true}, field: "spec.allowOrigins[0]", want: "prefer https"},
 		{desc: "maxAge above Chromium's cap", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: ptr[int32](86400)}, field: "spec.maxAge", want: "7200"},
 		{desc: "lower-case patch", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"patch"}}, field: "spec.allowMethods[0]", want: `write "PATCH"`},
+		// Fetch §2.2.1 "normalize a method": fetch upper-cases put, so "put"
+		// never matches a browser; it sends patch as written, so "patch"
+		// matches the pages that write it so.
+		{desc: "lower-case put never matches a browser", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"put"}}, field: "spec.allowMethods[0]", want: `fetch sends "PUT", which "put" never matches`},
+		{desc: "lower-case patch is sent as written", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"patch"}}, field: "spec.allowMethods[0]", want: `fetch sends "patch" as written`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -130,6 +135,9 @@ func TestCompileAccepts(t *testing.T) {
 		{AllowOriginRegexes: []string{`https://.*`}}, // no credentials: no worse than "*"
 		{AllowOrigins: []string{"*"}, ExposeHeaders: []string{"*"}},
 		{AllowOrigins: []string{"https://a.example"}, ExposeHeaders: []string{"*"}, AllowCredentials: true},
+		// fetch sends patch as written (Fetch §2.2.1 "normalize a method"):
+		// listing both spellings serves pages that write either.
+		{AllowOrigins: []string{"https://a.example"}, AllowMethods: []string{"PATCH", "patch"}},
 	} {
 		if _, w, err := cors.Compile(cfg); err != nil || len(w) != 0 {
 			t.Errorf("Compile(%+v) = warnings %v, error %v; want neither", cfg, w, err)

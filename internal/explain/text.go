@@ -105,21 +105,8 @@ func (r *Result) WriteText(w io.Writer) error {
 			p("  note:    %s", br.Note)
 		}
 	}
-	if f := r.Fix; f != nil {
-		if f.None != "" {
-			p("Fix:       none: %s", f.None)
-		} else {
-			p("Fix:       smallest change to %s%s:", f.Policy, map[bool]string{true: " (new)", false: ""}[f.New])
-			for _, c := range f.Changes {
-				p("  - %s", c)
-			}
-			for _, wn := range f.Warnings {
-				p("  warning: %s", wn)
-			}
-			for _, line := range strings.Split(strings.TrimRight(f.YAML, "\n"), "\n") {
-				p("    %s", line)
-			}
-		}
+	if r.Fix != nil {
+		r.Fix.writeText(p)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

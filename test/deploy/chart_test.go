@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,16 @@ var toggles = []toggle{
 		name:   "NetworkPolicy by default",
 		values: nil,
 		check: func(t *testing.T, r rendered) {
-			checkNetworkPolicy(t, r, []string{"envoy-gateway-system", "istio-system", "istio-ingress"}, []string{"monitoring"})
+			checkNetworkPolicy(t, r, []string{"envoy-gateway-system", "istio-system", "istio-ingress"}, nil, []string{"monitoring"})
+		},
+	},
+	{
+		name: "NetworkPolicy admits labelled namespaces too",
+		values: map[string]any{"networkPolicy": map[string]any{
+			"gatewayNamespaceSelector": map[string]any{"matchLabels": map[string]any{"example.com/edge": "true"}},
+		}},
+		check: func(t *testing.T, r rendered) {
+			checkNetworkPolicy(t, r, []string{"envoy-gateway-system", "istio-system", "istio-ingress"}, map[string]string{"example.com/edge": "true"}, []string{"monitoring"})
 		},
 	},
 	{
@@ -50,7 +60,7 @@ var toggles = []toggle{
 			"metrics":       map[string]any{"enabled": false},
 		},
 		check: func(t *testing.T, r rendered) {
-			checkNetworkPolicy(t, r, []string{"edge"}, nil)
+			checkNetworkPolicy(t, r, []string{"edge"}, nil, nil)
 		},
 	},
 	{
@@ -353,10 +363,11 @@ var toggles = []toggle{
 	},
 }
 
-// checkNetworkPolicy: the corsgate pods admit the gateway namespaces on the
-// gRPC port and, when monitoring is given, the monitoring namespaces on the
-// metrics port; nothing else, and egress is not restricted.
-func checkNetworkPolicy(t *testing.T, r rendered, gateways, monitoring []string) {
+// checkNetworkPolicy: the corsgate pods admit the gateway namespaces (and,
+// when selector is given, the namespaces with those labels) on the gRPC port
+// and, when monitoring is given, the monitoring namespaces on the metrics
+// port; nothing else, and egress is not restricted.
+func checkNetworkPolicy(t *testing.T, r rendered, gateways []string, selector map[string]string, monitoring []string) {
 	t.Helper()
 	var np networkingv1.NetworkPolicy
 	r.typed(t, "NetworkPolicy", "corsgate", &np)
@@ -374,9 +385,20 @@ func checkNetworkPolicy(t *testing.T, r rendered, gateways, monitoring []string)
 		namespaces []string
 	}
 	var got []rule
-	for _, in := range np.Spec.Ingress {
-		if len(in.From) != 1 || in.From[0].NamespaceSelector == nil || in.From[0].PodSelector != nil || len(in.Ports) != 1 {
-			t.Fatalf("ingress rule %+v, want one namespace selector and one port", in)
+	for i, in := range np.Spec.Ingress {
+		peers := 1
+		if i == 0 && selector != nil {
+			peers = 2 // the names, then the label selector
+		}
+		if len(in.From) != peers || in.From[0].NamespaceSelector == nil || in.From[0].PodSelector != nil || len(in.Ports) != 1 {
+			t.Fatalf("ingress rule %+v, want %d namespace selector(s) and one port", in, peers)
+		}
+		if peers == 2 {
+			extra := in.From[1]
+			// An empty selector would admit every namespace.
+			if extra.PodSelector != nil || extra.NamespaceSelector == nil || !maps.Equal(extra.NamespaceSelector.MatchLabels, selector) || len(extra.NamespaceSelector.MatchExpressions) != 0 {
+				t.Errorf("second peer %+v, want the namespaces labelled %v", extra, selector)
+			}
 		}
 		exprs := in.From[0].NamespaceSelector.MatchExpressions
 		if len(exprs) != 1 || exprs[0].Key != "kubernetes.io/metadata.name" || exprs[0].Operator != "In" {
@@ -533,6 +555,13 @@ func TestChartRefuses(t *testing.T) {
 			desc:    "NetworkPolicy namespace that is not a namespace name",
 			values:  map[string]any{"networkPolicy": map[string]any{"gatewayNamespaces": []any{"Envoy Gateway"}}},
 			wantErr: []string{"/networkPolicy/gatewayNamespaces/0"},
+		},
+		{
+			// A misspelt matchLabels would leave an empty selector, which
+			// admits every namespace: it must be refused, not ignored.
+			desc:    "NetworkPolicy namespace selector with a misspelt key",
+			values:  map[string]any{"networkPolicy": map[string]any{"gatewayNamespaceSelector": map[string]any{"matchlabels": map[string]any{"a": "b"}}}},
+			wantErr: []string{"/networkPolicy/gatewayNamespaceSelector", "matchlabels"},
 		},
 		{
 			desc:    "NetworkPolicy without a gateway namespace",
