@@ -183,6 +183,8 @@ type Ownership struct {
 	// candidates is reused by Admit: the grants covering one host.
 	candidates []*grant
 	ids        map[string]grantID // by name: the grants the index was built from
+	// grantKey is the key of the object Grant last checked.
+	grantKey string
 	// verdicts remembers each object's last check while the grants and the
 	// namespaces' labels stay the same, so that a build after one change
 	// checks one object, not 10,000. Cleared by Reset on any change.
@@ -502,16 +504,22 @@ func (o *Ownership) Admitted() map[string][]string {
 	return m
 }
 
-// Grant narrows claim c of a targetRefs policy obj to the parts of it that
-// CorsHostGrants to obj's namespace cover: c itself when one grant covers
+// Grant appends to dst the parts of claim c of a targetRefs policy obj that
+// CorsHostGrants to obj's namespace cover, and returns it: c itself when one grant covers
 // it whole; otherwise the granted hosts within c's host (a wildcard, or
 // every host) and the granted prefixes under c's prefix. What a route
 // serves is not chosen by the policy's author alone (the route's and the
 // listeners' hostnames, the rules' matches), so an attachment serves what
 // is granted of it rather than nothing; the builder reports the rest.
-func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim) []Claim {
-	key := obj.Namespace + "/" + obj.Name
-	o.seen[key] = true
+func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim, dst []Claim) []Claim {
+	// One key per object, not per claim: a build asks for every claim of
+	// every attachment.
+	if k := o.grantKey; len(k) != len(obj.Namespace)+1+len(obj.Name) || !strings.HasPrefix(k, obj.Namespace) ||
+		k[len(obj.Namespace)] != '/' || k[len(obj.Namespace)+1:] != obj.Name {
+		o.grantKey = obj.Namespace + "/" + obj.Name
+		o.seen[o.grantKey] = true
+	}
+	key := o.grantKey
 	admitted := func(g *grant) {
 		o.admitted[key] = true
 		if g.last != key {
@@ -523,10 +531,10 @@ func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim) []Claim {
 	for _, g := range o.candidates {
 		if g.coversPrefix(c.Prefix) && g.admitsNamespace(obj.Namespace, o.nsLabels) {
 			admitted(g)
-			return []Claim{c}
+			return append(dst, c)
 		}
 	}
-	var out []Claim
+	out := dst
 	k := table.PrefixKey(c.Prefix)
 	add := func(g *grant, host string) {
 		if !g.admitsNamespace(obj.Namespace, o.nsLabels) {
@@ -534,11 +542,11 @@ func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim) []Claim {
 		}
 		n := len(out)
 		if g.coversPrefix(c.Prefix) {
-			out = appendClaim(out, Claim{Host: host, Prefix: c.Prefix})
+			out = appendClaim(out, len(dst), Claim{Host: host, Prefix: c.Prefix})
 		}
 		for _, gp := range g.prefixes {
 			if p, ok := gp.within(k); ok {
-				out = appendClaim(out, Claim{Host: host, Prefix: p})
+				out = appendClaim(out, len(dst), Claim{Host: host, Prefix: p})
 			}
 		}
 		if len(out) > n {
@@ -560,8 +568,9 @@ func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim) []Claim {
 	return out
 }
 
-func appendClaim(list []Claim, c Claim) []Claim {
-	if slices.Contains(list, c) {
+// appendClaim appends c to list unless list[from:] has it.
+func appendClaim(list []Claim, from int, c Claim) []Claim {
+	if slices.Contains(list[from:], c) {
 		return list
 	}
 	return append(list, c)

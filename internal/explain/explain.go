@@ -158,7 +158,7 @@ type Options struct {
 	// Admit and Grant are host ownership (Builder.Admit, Builder.Grant):
 	// nil when it is off.
 	Admit func(*v1alpha1.CorsPolicy, *table.Entry) error
-	Grant func(*v1alpha1.CorsPolicy, compile.Claim) []compile.Claim
+	Grant func(*v1alpha1.CorsPolicy, compile.Claim, []compile.Claim) []compile.Claim
 }
 
 // ExplainWith is Explain with the cluster's parts of the compile path.
