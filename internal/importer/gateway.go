@@ -19,14 +19,16 @@ import (
 func importHTTPRoute(o Object) ([]*conv, error) {
 	rules := list(o.Doc, "spec", "rules")
 	type found struct {
-		cors map[string]any
-		rule map[string]any
+		cors  map[string]any
+		rule  map[string]any
+		index int    // of the rule
+		field string // of the filter's cors block
 	}
 	var fs []found
-	for _, r := range rules {
-		for _, f := range list(r, "filters") {
+	for i, r := range rules {
+		for j, f := range list(r, "filters") {
 			if t, _ := get(f, "type").(string); t == "CORS" {
-				fs = append(fs, found{mapOf(get(f, "cors")), mapOf(r)})
+				fs = append(fs, found{mapOf(get(f, "cors")), mapOf(r), i, fmt.Sprintf("spec.rules[%d].filters[%d].cors", i, j)})
 			}
 		}
 	}
@@ -39,6 +41,9 @@ func importHTTPRoute(o Object) ([]*conv, error) {
 			same = false
 		}
 	}
+	// One policy for the route as a whole when every rule has the same CORS
+	// filter (a rule without one must not gain CORS); else one per rule,
+	// which needs the rule's name (targetRefs sectionName).
 	whole := same && len(fs) == len(rules)
 	var out []*conv
 	for i, f := range fs {
@@ -46,17 +51,26 @@ func importHTTPRoute(o Object) ([]*conv, error) {
 			break
 		}
 		ruleName, _ := f.rule["name"].(string)
+		label := fmt.Sprintf("rules[%d]", f.index)
+		if ruleName != "" {
+			label += fmt.Sprintf(" %q", ruleName)
+		}
 		name := o.name()
 		if !whole {
 			if ruleName == "" {
 				c := newConv(o, name)
-				c.warn("applies its CORS filter to some of its rules only, and those rules have no name",
-					"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select these rules", "name the rules (rules[].name) and import the route again")
-				return []*conv{c}, errors.New("its CORS filters apply to unnamed rules among others: name the rules (rules[].name) and import again")
+				c.rule = label
+				c.warn("applies its CORS filter to some of its rules only (or different filters to different rules), and this rule has no name",
+					"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select this rule alone", "name the rules (rules[].name) and import the route again")
+				return []*conv{c}, errors.New("its CORS filters differ between rules, or apply to some rules only, and the rules have no name: name the rules (rules[].name) and import again")
 			}
-			name += "-" + strings.ToLower(ruleName)
+			name += "-" + ruleName
 		}
 		c := newConv(o, name)
+		if len(rules) > 1 && !whole {
+			c.rule = label
+		}
+		c.field = f.field
 		ref := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
 			Group: v1alpha1.GatewayGroup, Kind: v1alpha1.KindHTTPRoute, Name: gwapiv1.ObjectName(o.name())}}
 		if !whole {
@@ -65,20 +79,63 @@ func importHTTPRoute(o Object) ([]*conv, error) {
 		}
 		c.spec.TargetRefs = append(c.spec.TargetRefs, ref)
 		c.gatewayCORS(f.cors)
-		for _, m := range list(f.rule, "matches") {
-			if meth, _ := get(m, "method").(string); meth != "" && meth != "OPTIONS" {
-				c.warn(fmt.Sprintf("matches only %s requests in a rule with a CORS filter, so preflights (OPTIONS) never reached that filter", meth),
-					"answers the preflights for the rule's paths", "")
+		covered := whole
+		for _, r := range rules {
+			if !whole && mapOf(r)["name"] != ruleName {
+				continue
 			}
+			c.gatewayMatches(mapOf(r), fmt.Sprintf("rules[%d]", slicesIndex(rules, r)), &covered)
 		}
 		out = append(out, c)
 	}
 	return out, nil
 }
 
+// gatewayMatches warns about the matches corsgate does not serve for a rule
+// (docs/gateway-api.md, "What a target covers"): Exact and RegularExpression
+// paths, and methods other than OPTIONS.
+func (c *conv) gatewayMatches(rule map[string]any, label string, _ *bool) {
+	ms := list(rule, "matches")
+	served := len(ms) == 0 // no matches: the prefix "/"
+	var unserved []string
+	for _, m := range ms {
+		if meth, _ := get(m, "method").(string); meth != "" && meth != "OPTIONS" {
+			c.warn(fmt.Sprintf("matches only %s requests in a rule with a CORS filter, so preflights (OPTIONS) never reached that filter", meth),
+				"answers the preflights for the rule's paths", "")
+		}
+		pt, _ := get(m, "path", "type").(string)
+		pv, _ := get(m, "path", "value").(string)
+		switch pt {
+		case "Exact", "RegularExpression":
+			unserved = append(unserved, fmt.Sprintf("%s %q", pt, pv))
+		default:
+			served = true
+		}
+	}
+	switch {
+	case len(unserved) > 0 && !served:
+		c.warn(fmt.Sprintf("answered CORS on %s, whose only path matches are %s", label, strings.Join(unserved, ", ")),
+			"serves nothing for them (an Exact or RegularExpression path has no prefix form it could serve without widening): the policy is written but covers nothing there",
+			"write PathPrefix matches in the rule where the subpaths belong to it")
+	case len(unserved) > 0:
+		c.warn(fmt.Sprintf("answered CORS on %s for the path matches %s too", label, strings.Join(unserved, ", ")),
+			"serves only the rule's PathPrefix matches, not these", "write PathPrefix matches where the subpaths belong to the rule")
+	}
+}
+
+func slicesIndex(l []any, v any) int {
+	for i := range l {
+		if fmt.Sprint(l[i]) == fmt.Sprint(v) {
+			return i
+		}
+	}
+	return -1
+}
+
 func (c *conv) gatewayCORS(cf map[string]any) {
 	credentials, _ := cf["allowCredentials"].(bool)
 	anyOrigin := false
+	var anyHost []string // the regexes for "https://*": not registrable holes but any origin of the scheme
 	for _, v := range strList(cf, "allowOrigins") {
 		switch {
 		case v == "*":
@@ -87,7 +144,16 @@ func (c *conv) gatewayCORS(cf map[string]any) {
 			// "https://*", "http://*:8080": any host of the scheme (and port).
 			scheme, rest, _ := strings.Cut(v, "://*")
 			rx := regexp.QuoteMeta(strings.ToLower(scheme)+"://") + `[a-z0-9.-]+` + regexp.QuoteMeta(rest)
-			c.warn(fmt.Sprintf("allowed %q, any host of the scheme", v), fmt.Sprintf("has no such wildcard and matches the regex %q", rx), "")
+			if credentials {
+				c.risk(AnyOriginWithCredentials, Critical, c.field+".allowOrigins",
+					fmt.Sprintf("echoed every %s origin with Access-Control-Allow-Credentials: true (%q with allowCredentials)", scheme, v),
+					"any page on the web served over "+scheme+" can read this route's responses with the visiting user's cookies",
+					fmt.Sprintf("has no such wildcard and matches the regex %q, which it refuses with credentials (credentials are withdrawn)", rx),
+					"list the origins that may send credentials")
+			} else {
+				c.warn(fmt.Sprintf("allowed %q, any host of the scheme", v), fmt.Sprintf("has no such wildcard and matches the regex %q", rx), "")
+			}
+			anyHost = append(anyHost, rx)
 			c.spec.AllowOriginRegexes = addUnique(c.spec.AllowOriginRegexes, rx)
 		default:
 			if o := c.normOrigin(v, true, "the Gateway API"); o != "" {
@@ -96,15 +162,29 @@ func (c *conv) gatewayCORS(cf map[string]any) {
 		}
 	}
 	if anyOrigin {
-		c.anyOrigin(credentials, `echoed every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials, as the Gateway API specifies it)`)
+		c.anyOrigin(credentials, true, c.field+".allowOrigins", `echoed every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials, as the Gateway API specifies it)`)
 	} else {
 		c.spec.AllowCredentials = credentials
+		var rxs []string
+		for _, rx := range c.spec.AllowOriginRegexes {
+			if !slicesContains(anyHost, rx) {
+				rxs = append(rxs, rx)
+			}
+		}
+		c.originRisks(c.field+".allowOrigins", c.spec.AllowOrigins, rxs, credentials)
+	}
+	if !anyOrigin || credentials {
+		c.varies(c.field+".allowOrigins", "the gateway")
 	}
 	c.spec.AllowMethods = c.methods(strList(cf, "allowMethods"), "the route")
+	if slicesContains(c.spec.AllowMethods, "*") && credentials {
+		c.risk(EchoWithCredentials, Low, c.field+".allowMethods", `allowed the methods "*" with credentials, which the Gateway API answers by echoing the requested method`,
+			"a page of an allowed origin (or a script injected into one) may send any method with the user's cookies",
+			`echoes any method too ("*" with credentials)`, "list the methods the application serves")
+	}
 	hs := c.headers(strList(cf, "allowHeaders"))
 	if slicesContains(hs, "*") {
-		c.warn(`allowed the request headers "*", which Envoy-based gateways answer by echoing every requested header, Authorization included`,
-			`allows every header except Authorization, as the Fetch standard reads "*"`, `write allowHeaders: ["*", "authorization"] if requests send Authorization`)
+		c.echoHeaders(credentials, c.field+".allowHeaders", `allowed the request headers "*", which Envoy-based gateways answer by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
 	c.spec.AllowHeaders = hs
@@ -128,6 +208,7 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 		return nil, nil
 	}
 	c := newConv(o, o.name())
+	c.field = "spec.cors"
 	targets := list(o.Doc, "spec", "targetRefs")
 	if t := get(o.Doc, "spec", "targetRef"); t != nil && len(targets) == 0 {
 		targets = []any{t} // the deprecated singular form
@@ -181,10 +262,12 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 		}
 	}
 	if anyOrigin {
-		c.anyOrigin(credentials, `reflected every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials)`)
+		c.anyOrigin(credentials, true, "spec.cors.allowOrigins", `reflected every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials)`)
 	} else {
 		c.spec.AllowCredentials = credentials
+		c.originRisks("spec.cors.allowOrigins", c.spec.AllowOrigins, c.spec.AllowOriginRegexes, credentials)
 	}
+	c.varies("spec.cors.allowOrigins", "Envoy (Envoy Gateway)")
 	ms := c.methods(strList(cf, "allowMethods"), "Envoy Gateway")
 	if slicesContains(ms, "*") && len(ms) > 1 {
 		c.warn(`listed "*" among other methods, which Envoy Gateway reads as "*" alone`, `allows every method with "*"`, "")
@@ -193,8 +276,7 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 	c.spec.AllowMethods = ms
 	hs := c.headers(strList(cf, "allowHeaders"))
 	if slicesContains(hs, "*") {
-		c.warn(`allowed the request headers "*" (alone or among others), which Envoy answers by echoing every requested header, Authorization included`,
-			`allows every header except Authorization, as the Fetch standard reads "*"`, `write allowHeaders: ["*", "authorization"] if requests send Authorization`)
+		c.echoHeaders(credentials, "spec.cors.allowHeaders", `allowed the request headers "*" (alone or among others), which Envoy answers by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
 	c.spec.AllowHeaders = hs
