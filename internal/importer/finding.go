@@ -3,8 +3,10 @@ package importer
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
+	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
 )
 
@@ -235,4 +237,38 @@ func credentialsNote(credentials bool) string {
 		return "refuses it with credentials, so the import leaves it out or withdraws credentials (see the other warnings)"
 	}
 	return "would keep it"
+}
+
+// CorsPolicyRisks are the findings for one of corsgate's own policies, by
+// the same rules as the sources': what it leaves open as written.
+func CorsPolicyRisks(o Object, p *v1alpha1.CorsPolicy) []Warning {
+	c := newConv(o, p.Name)
+	s := &p.Spec
+	c.originRisks("spec.allowOrigins", s.AllowOrigins, nil, s.AllowCredentials)
+	c.originRisks("spec.allowOriginRegexes", nil, s.AllowOriginRegexes, s.AllowCredentials)
+	if s.Mode == v1alpha1.ModeDryRun {
+		c.risk(NotEnforced, Medium, "spec.mode", "is in DryRun: the edge decides every request but changes none",
+			"whatever the upstream answers reaches the browser: any CORS hole of the upstream's own (a reflected origin with credentials) stays open, whatever this policy says",
+			"records what Enforce would do (explain, metrics)", "set mode: Enforce once the decisions in the metrics look right")
+	}
+	if s.UnmatchedPreflight == v1alpha1.UnmatchedPreflightForward {
+		c.risk(PreflightForwarded, Low, "spec.unmatchedPreflight", "forwards the preflights it does not allow to the upstream (unmatchedPreflight: Forward)",
+			"the upstream's own CORS answer, if it has one, decides those preflights: an attacker's page gets whatever the upstream grants",
+			"forwards them unchecked", "remove unmatchedPreflight (Reject) once the upstream no longer answers CORS itself")
+	}
+	if s.AllowPrivateNetwork {
+		sev := Low
+		if slices.Contains(s.AllowOrigins, "*") || slices.Contains(s.AllowOrigins, "null") {
+			sev = Medium
+		}
+		c.risk(PrivateNetwork, sev, "spec.allowPrivateNetwork", "answers Private Network Access preflights with Access-Control-Allow-Private-Network: true",
+			"pages of the allowed origins, on the public internet, may reach this service inside the private network"+map[bool]string{true: ", and every origin is allowed", false: ""}[sev == Medium],
+			"allows it as written", "set allowPrivateNetwork: false unless public pages must reach the service")
+	}
+	if s.AllowCredentials && (slices.Contains(s.AllowMethods, "*") || slices.Contains(s.AllowHeaders, "*")) {
+		c.risk(EchoWithCredentials, Low, "spec.allowMethods", `allows the methods or headers "*" with credentials, so it echoes what each preflight asks for`,
+			"a page of an allowed origin (or a script injected into one) may send any method or header with the user's cookies",
+			"echoes them (Authorization only when listed)", "list the methods and headers the application serves")
+	}
+	return c.warnings
 }
