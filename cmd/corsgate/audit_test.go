@@ -1,0 +1,317 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+type auditJSON struct {
+	Objects  int `json:"objects"`
+	Findings []struct {
+		Class, Severity, Object, File, Rule, Field, Does, Attack, Fix, Policy string
+	} `json:"findings"`
+	Skipped []string       `json:"skipped"`
+	Summary map[string]int `json:"summary"`
+}
+
+func (a auditJSON) has(class, object string) bool {
+	return slices.ContainsFunc(a.Findings, func(f struct {
+		Class, Severity, Object, File, Rule, Field, Does, Attack, Fix, Policy string
+	}) bool {
+		return f.Class == class && f.Object == object
+	})
+}
+
+// TestAuditCLI: the audit from files, through the built binary: each output
+// format, --fail-on's exit status, and usage errors.
+func TestAuditCLI(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := runTool(t, "", "audit", "-f", importTestdata)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"CRITICAL\n", "  HTTPRoute default/cors-wildcard (", "[any-origin-with-credentials]", "INFO (broken, not open)",
+		"      attacker: ", "      fix: ", "corsgate audit: 11 object(s) audited"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+	// Critical comes before high, high before medium.
+	if i, j := strings.Index(out, "CRITICAL"), strings.Index(out, "HIGH"); i < 0 || j < i {
+		t.Errorf("severities out of order:\n%s", out)
+	}
+
+	out, _, code = runTool(t, "", "audit", "-f", importTestdata, "-o", "json", "--fail-on", "high")
+	if code != 1 {
+		t.Errorf("--fail-on high with critical findings: exit %d, want 1", code)
+	}
+	var rep auditJSON
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, out)
+	}
+	if rep.Objects != 11 || !rep.has("any-origin-with-credentials", "SecurityPolicy default/cors-any") || rep.Summary["critical"] != 3 {
+		t.Errorf("-o json: %+v", rep)
+	}
+	for _, f := range rep.Findings {
+		if f.Class == "any-origin-with-credentials" && !strings.Contains(f.Policy, "kind: CorsPolicy") {
+			t.Errorf("the finding carries no policy to migrate to: %+v", f)
+		}
+	}
+
+	// A manifest with only a low finding passes --fail-on high.
+	low := `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings-route, namespace: prod}
+spec:
+  hosts: [ratings.prod.svc.cluster.local]
+  gateways: [public]
+  http:
+  - corsPolicy: {allowOrigins: [{exact: "https://example.com"}], allowMethods: [POST, GET]}
+`
+	if _, stderr, code := runTool(t, low, "audit", "-f", "-", "--fail-on", "high"); code != 0 {
+		t.Errorf("--fail-on high with only low findings: exit %d\n%s", code, stderr)
+	}
+	if _, _, code := runTool(t, low, "audit", "-f", "-", "--fail-on", "low"); code != 1 {
+		t.Errorf("--fail-on low with a low finding: exit %d, want 1", code)
+	}
+
+	out, _, code = runTool(t, "", "audit", "-f", importTestdata, "-o", "sarif")
+	var sarif struct {
+		Version string `json:"version"`
+		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Rules []struct{ ID string } `json:"rules"`
+				} `json:"driver"`
+			} `json:"tool"`
+			Results []struct {
+				RuleID    string `json:"ruleId"`
+				Level     string `json:"level"`
+				Locations []struct {
+					Physical struct {
+						Artifact struct{ URI string } `json:"artifactLocation"`
+					} `json:"physicalLocation"`
+				} `json:"locations"`
+			} `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &sarif); err != nil || code != 0 || sarif.Version != "2.1.0" || len(sarif.Runs) != 1 {
+		t.Fatalf("-o sarif: exit %d, %v\n%s", code, err, out)
+	}
+	if len(sarif.Runs[0].Results) != len(rep.Findings) || len(sarif.Runs[0].Tool.Driver.Rules) != 10 {
+		t.Errorf("sarif has %d results for %d findings, %d rules", len(sarif.Runs[0].Results), len(rep.Findings), len(sarif.Runs[0].Tool.Driver.Rules))
+	}
+	for _, r := range sarif.Runs[0].Results {
+		if r.RuleID == "any-origin-with-credentials" && (r.Level != "error" || !strings.HasSuffix(r.Locations[0].Physical.Artifact.URI, ".yaml")) {
+			t.Errorf("sarif result %+v", r)
+		}
+	}
+
+	for _, args := range [][]string{{"audit", "stray"}, {"audit", "-o", "yaml"}, {"audit", "--fail-on", "severe"}, {"audit", "-f", "x.yaml", "-A"}, {"audit", "-n", "a", "-A"}} {
+		if _, stderr, code := runTool(t, "", args...); code != 2 || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%v: exit %d, want 2 with a one-line error:\n%s", args, code, stderr)
+		}
+	}
+	if _, _, code := runTool(t, "", "audit", "-f", "testdata/missing.yaml"); code != 3 {
+		t.Errorf("a missing input: exit %d, want 3", code)
+	}
+	if out, _, code := runTool(t, "", "audit", "--help"); code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "-fail-on") {
+		t.Errorf("audit --help: exit %d\n%s", code, out)
+	}
+}
+
+// auditorRole is the chart's auditor ClusterRole, read from its template:
+// the template lines ({{ ... }}) are dropped and the name set, so the test
+// binds exactly the rules the chart ships.
+func auditorRole(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "charts", "corsgate", "templates", "auditor-rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "{{") {
+			if strings.Contains(l, "name:") {
+				l = "  name: corsgate-auditor"
+			} else {
+				continue
+			}
+		}
+		lines = append(lines, l)
+	}
+	role := strings.Join(lines, "\n")
+	if !strings.Contains(role, "kind: ClusterRole") || !regexp.MustCompile(`(?m)^rules:`).MatchString(role) {
+		t.Fatalf("no ClusterRole in the template:\n%s", role)
+	}
+	return role
+}
+
+// TestAuditAgainstCluster runs the audit against a real kube-apiserver with
+// the Gateway API CRDs and the built-in Ingresses, as a user bound to the
+// chart's auditor role only: the Istio and Envoy Gateway CRDs are absent and
+// must be skipped and said so. The same user without one of the role's rules
+// cannot audit: the role is what the audit needs, and it is enough.
+func TestAuditAgainstCluster(t *testing.T) {
+	t.Parallel()
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
+	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	gw := strings.TrimSpace(string(out))
+	if err != nil || gw == "" {
+		t.Fatalf("finding the Gateway API module: %v", err)
+	}
+	env := &envtest.Environment{ErrorIfCRDPathMissing: true, CRDDirectoryPaths: []string{
+		filepath.Join("..", "..", "config", "crd", "bases"),
+		filepath.Join(gw, "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"),
+	}}
+	if _, err := env.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Stop() })
+	kubeconfigOf := func(name string, groups ...string) string {
+		t.Helper()
+		user, err := env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := user.KubeConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), name+".kubeconfig")
+		if err := os.WriteFile(file, kc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	admin := kubeconfigOf("admin", "system:masters")
+	apply := func(manifest string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", admin, "apply", "-f", "-")
+		cmd.Stdin = strings.NewReader(manifest)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kubectl apply: %v\n%s", err, out)
+		}
+	}
+	role := auditorRole(t)
+	apply(role + `
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: auditor}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: corsgate-auditor}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: auditor}]
+`)
+	// The same role without its HTTPRoute rule, for the negative check.
+	partial := strings.Replace(strings.Replace(role, "name: corsgate-auditor", "name: corsgate-auditor-partial", 1),
+		"resources: [httproutes]", "resources: [gateways]", 1)
+	apply(partial + `
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: partial}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: corsgate-auditor-partial}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: partial}]
+`)
+	// ingress-nginx's defaults (enable-cors alone, from its annotations
+	// docs), a Gateway API route with "*" and credentials (the conformance
+	// case), a DryRun CorsPolicy (config/samples), and enough plain Ingresses
+	// that the listing takes more than one page.
+	var b strings.Builder
+	b.WriteString(`apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    nginx.ingress.kubernetes.io/enable-cors: "true"
+    nginx.ingress.kubernetes.io/cors-allow-origin: "null, https://origin-site.com"
+spec:
+  rules:
+  - host: api.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: cors-wildcard, namespace: default}
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /cors-wildcard}}]
+    filters:
+    - type: CORS
+      cors: {allowOrigins: ["*"], allowCredentials: true}
+---
+apiVersion: policy.corsgate.io/v1alpha1
+kind: CorsPolicy
+metadata: {name: subdomains-rollout, namespace: shop}
+spec:
+  hosts: ["*.example.test"]
+  allowOrigins: ["https://app.example.test"]
+  mode: DryRun
+`)
+	const plain = 520 // more than one page of 500
+	for i := range plain {
+		fmt.Fprintf(&b, "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: plain-%d, namespace: default}\nspec: {rules: [{host: p%d.example.com}]}\n", i, i)
+	}
+	apply(b.String())
+
+	auditor := kubeconfigOf("auditor")
+	out2, stderr, code := runTool(t, "", "audit", "--kubeconfig", auditor, "-A", "-o", "json")
+	if code != 0 {
+		t.Fatalf("audit as the auditor: exit %d\n%s", code, stderr)
+	}
+	var rep auditJSON
+	if err := json.Unmarshal([]byte(out2), &rep); err != nil {
+		t.Fatal(err, out2)
+	}
+	if rep.Objects != plain+3 {
+		t.Errorf("audited %d objects, want %d (every page)", rep.Objects, plain+3)
+	}
+	for _, want := range [][2]string{
+		{"null-origin", "Ingress shop/web"},
+		{"any-origin-with-credentials", "HTTPRoute default/cors-wildcard"},
+		{"not-enforced", "CorsPolicy shop/subdomains-rollout"},
+	} {
+		if !rep.has(want[0], want[1]) {
+			t.Errorf("no %s finding for %s: %+v", want[0], want[1], rep.Findings)
+		}
+	}
+	for _, kind := range []string{"VirtualService", "SecurityPolicy"} {
+		if !slices.ContainsFunc(rep.Skipped, func(s string) bool { return strings.HasPrefix(s, kind+" ") }) {
+			t.Errorf("%s (CRD absent) not reported as skipped: %v", kind, rep.Skipped)
+		}
+	}
+	if !strings.Contains(stderr, "corsgate audit: 523 object(s) audited") {
+		t.Errorf("stderr lacks the summary:\n%s", stderr)
+	}
+
+	// One namespace, the text output, and --fail-on.
+	out2, _, code = runTool(t, "", "audit", "--kubeconfig", auditor, "-n", "shop", "--fail-on", "critical")
+	if code != 1 || !strings.Contains(out2, "Ingress shop/web (cluster)") || strings.Contains(out2, "HTTPRoute") ||
+		!strings.Contains(out2, "skipped: VirtualService") {
+		t.Errorf("-n shop --fail-on critical: exit %d\n%s", code, out2)
+	}
+
+	// Without the HTTPRoute rule the audit fails, saying what was refused.
+	_, stderr, code = runTool(t, "", "audit", "--kubeconfig", kubeconfigOf("partial"), "-A")
+	if code != 3 || !strings.Contains(stderr, "httproutes") || !strings.Contains(stderr, "forbidden") {
+		t.Errorf("audit without the httproutes rule: exit %d, want 3 and forbidden\n%s", code, stderr)
+	}
+}
