@@ -57,3 +57,50 @@ func TestImportCLI(t *testing.T) {
 		t.Errorf("a missing input: exit %d, want 1", code)
 	}
 }
+
+// TestImportOutputDirLosesNothing: two policies whose <namespace>-<name>
+// would be the same file get distinct files, and files that exist are not
+// overwritten without --force (nothing is written then).
+func TestImportOutputDirLosesNothing(t *testing.T) {
+	t.Parallel()
+	ing := func(ns, name string) string {
+		return `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ` + name + `
+  namespace: ` + ns + `
+  annotations:
+    nginx.ingress.kubernetes.io/enable-cors: "true"
+    nginx.ingress.kubernetes.io/cors-allow-origin: "https://` + ns + `.example.com"
+    nginx.ingress.kubernetes.io/cors-allow-credentials: "false"
+spec:
+  rules:
+  - host: api.example.com
+`
+	}
+	in := ing("a-b", "c") + "---\n" + ing("a", "b-c")
+	dir := t.TempDir()
+	_, stderr, code := runTool(t, in, "import", "-f", "-", "--output-dir", dir)
+	if code != 0 || !strings.Contains(stderr, "2 polic(ies) written") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for file, origin := range map[string]string{"a-b.c.yaml": "https://a-b.example.com", "a.b-c.yaml": "https://a.example.com"} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || !strings.Contains(string(b), origin) {
+			t.Errorf("%s: %v\n%s", file, err, b)
+		}
+	}
+
+	// Again: the files exist, so nothing is written without --force.
+	if err := os.WriteFile(filepath.Join(dir, "a-b.c.yaml"), []byte("# mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = runTool(t, in, "import", "-f", "-", "--output-dir", dir)
+	if b, _ := os.ReadFile(filepath.Join(dir, "a-b.c.yaml")); code != 1 || string(b) != "# mine\n" || !strings.Contains(stderr, "--force") {
+		t.Errorf("without --force: exit %d, file %q\n%s", code, b, stderr)
+	}
+	_, stderr, code = runTool(t, in, "import", "-f", "-", "--output-dir", dir, "--force")
+	if b, _ := os.ReadFile(filepath.Join(dir, "a-b.c.yaml")); code != 0 || !strings.Contains(string(b), "kind: CorsPolicy") {
+		t.Errorf("with --force: exit %d, file %q\n%s", code, b, stderr)
+	}
+}

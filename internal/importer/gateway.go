@@ -3,6 +3,7 @@ package importer
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -35,66 +36,88 @@ func importHTTPRoute(o Object) ([]*conv, error) {
 	if len(fs) == 0 {
 		return nil, nil
 	}
-	same := true
-	for _, f := range fs[1:] {
-		if fmt.Sprint(f.cors) != fmt.Sprint(fs[0].cors) {
-			same = false
-		}
-	}
-	// One policy for the route as a whole when every rule has the same CORS
-	// filter (a rule without one must not gain CORS); else one per rule,
-	// which needs the rule's name (targetRefs sectionName).
-	whole := same && len(fs) == len(rules)
-	var out []*conv
-	for i, f := range fs {
-		if whole && i > 0 {
-			break
-		}
+	// Convert each filter first: rules whose filters mean the same policy
+	// (compared after conversion, so spellings that differ but behave alike
+	// count as one) attach as the whole route; a rule without a CORS filter
+	// must not gain one, so then each rule needs its own, named, policy.
+	var convs, active []*conv
+	for _, f := range fs {
 		ruleName, _ := f.rule["name"].(string)
 		label := fmt.Sprintf("rules[%d]", f.index)
 		if ruleName != "" {
 			label += fmt.Sprintf(" %q", ruleName)
 		}
-		name := o.name()
-		if !whole {
-			if ruleName == "" {
-				c := newConv(o, name)
-				c.rule = label
-				c.warn("applies its CORS filter to some of its rules only (or different filters to different rules), and this rule has no name",
-					"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select this rule alone", "name the rules (rules[].name) and import the route again")
-				return []*conv{c}, errors.New("its CORS filters differ between rules, or apply to some rules only, and the rules have no name: name the rules (rules[].name) and import again")
-			}
-			name += "-" + ruleName
-		}
-		c := newConv(o, name)
-		if len(rules) > 1 && !whole {
+		c := newConv(o, o.name())
+		if len(rules) > 1 {
 			c.rule = label
 		}
 		c.field = f.field
-		ref := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
-			Group: v1alpha1.GatewayGroup, Kind: v1alpha1.KindHTTPRoute, Name: gwapiv1.ObjectName(o.name())}}
-		if !whole {
-			sn := gwapiv1.SectionName(ruleName)
-			ref.SectionName = &sn
-		}
-		c.spec.TargetRefs = append(c.spec.TargetRefs, ref)
 		c.gatewayCORS(f.cors)
-		covered := whole
-		for _, r := range rules {
-			if !whole && mapOf(r)["name"] != ruleName {
-				continue
-			}
-			c.gatewayMatches(mapOf(r), fmt.Sprintf("rules[%d]", slicesIndex(rules, r)), &covered)
+		c.gatewayMatches(f.rule, label)
+		if len(c.spec.AllowOrigins) == 0 && len(c.spec.AllowOriginRegexes) == 0 {
+			c.warn("has a CORS filter that allows no origin, so browsers got no CORS headers from it",
+				"imports nothing for it", "list the origins in allowOrigins")
+			c.skip = true
+		} else {
+			active = append(active, c)
 		}
-		out = append(out, c)
+		convs = append(convs, c)
 	}
-	return out, nil
+	if len(active) == 0 {
+		return convs, nil
+	}
+	same := len(active) == len(rules)
+	for _, c := range active[1:] {
+		if !reflect.DeepEqual(c.spec, active[0].spec) {
+			same = false
+		}
+	}
+	ref := func(section string) gwapiv1.LocalPolicyTargetReferenceWithSectionName {
+		r := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
+			Group: v1alpha1.GatewayGroup, Kind: v1alpha1.KindHTTPRoute, Name: gwapiv1.ObjectName(o.name())}}
+		if section != "" {
+			sn := gwapiv1.SectionName(section)
+			r.SectionName = &sn
+		}
+		return r
+	}
+	if same {
+		// One policy for the route; every rule's warnings still say which
+		// rule they are about.
+		c := active[0]
+		for _, x := range active[1:] {
+			c.warnings = append(c.warnings, x.warnings...)
+		}
+		c.spec.TargetRefs = append(c.spec.TargetRefs, ref(""))
+		return []*conv{c}, nil
+	}
+	for i, c := range active {
+		ruleName, _ := fs[slicesIndexConv(convs, c)].rule["name"].(string)
+		if ruleName == "" {
+			c.warn("applies different CORS filters to different rules (or a filter to some rules only), and this rule has no name",
+				"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select this rule alone", "name the rules (rules[].name) and import the route again")
+			return []*conv{c}, errors.New("its CORS filters differ between rules, or apply to some rules only, and the rules have no name: name the rules (rules[].name) and import again")
+		}
+		c.name = o.name() + "-" + ruleName
+		c.spec.TargetRefs = append(c.spec.TargetRefs, ref(ruleName))
+		active[i] = c
+	}
+	return convs, nil
+}
+
+func slicesIndexConv(l []*conv, c *conv) int {
+	for i := range l {
+		if l[i] == c {
+			return i
+		}
+	}
+	return -1
 }
 
 // gatewayMatches warns about the matches corsgate does not serve for a rule
 // (docs/gateway-api.md, "What a target covers"): Exact and RegularExpression
 // paths, and methods other than OPTIONS.
-func (c *conv) gatewayMatches(rule map[string]any, label string, _ *bool) {
+func (c *conv) gatewayMatches(rule map[string]any, label string) {
 	ms := list(rule, "matches")
 	served := len(ms) == 0 // no matches: the prefix "/"
 	var unserved []string
@@ -121,15 +144,6 @@ func (c *conv) gatewayMatches(rule map[string]any, label string, _ *bool) {
 		c.warn(fmt.Sprintf("answered CORS on %s for the path matches %s too", label, strings.Join(unserved, ", ")),
 			"serves only the rule's PathPrefix matches, not these", "write PathPrefix matches where the subpaths belong to the rule")
 	}
-}
-
-func slicesIndex(l []any, v any) int {
-	for i := range l {
-		if fmt.Sprint(l[i]) == fmt.Sprint(v) {
-			return i
-		}
-	}
-	return -1
 }
 
 func (c *conv) gatewayCORS(cf map[string]any) {
