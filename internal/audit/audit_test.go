@@ -144,7 +144,7 @@ spec:
     allowCredentials: true
 `},
 	{desc: "nginxDocs: enable-cors alone sends * with credentials: broken, not open", class: importer.WildcardWithCredentials, severity: importer.Info,
-		in:   ingress(""),
+		in: ingress(""),
 		twin: ingress(`    nginx.ingress.kubernetes.io/cors-allow-credentials: "false"
 `)},
 	{desc: "nginxDocs: an origin value nginx cannot parse falls back to * (with its default credentials)", class: importer.WildcardWithCredentials, severity: importer.Info,

@@ -3,9 +3,9 @@ package importer_test
 import (
 	"bytes"
 	"flag"
-	"slices"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
