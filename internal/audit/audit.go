@@ -40,6 +40,9 @@ type Finding struct {
 	// corsgate's own CorsPolicies and for objects import refuses.
 	Corsgate string `json:"corsgate,omitempty"`
 	Policy   string `json:"policy,omitempty"`
+	// policies are rendered into Policy only for the outputs that show it:
+	// YAML for every object of a large cluster costs more than the audit.
+	policies []importer.Policy
 }
 
 // Report is an audit's result. Objects counts the objects read of the kinds
@@ -83,37 +86,60 @@ func (r *Report) Add(o importer.Object) {
 			return
 		}
 		for _, w := range importer.CorsPolicyRisks(o, &p) {
-			r.Findings = append(r.Findings, finding(w, o.File, nil))
+			r.Findings = append(r.Findings, finding(w, o.File))
 		}
 		return
 	}
 	res := importer.Import([]importer.Object{o})
 	for _, w := range res.Warnings {
-		if w.Class != "" {
-			r.Findings = append(r.Findings, finding(w, o.File, res.Policies))
+		if w.Class == "" {
+			continue
 		}
+		f := finding(w, o.File)
+		if len(res.Policies) > 0 {
+			f.Corsgate, f.policies = "corsgate "+w.New, res.Policies
+		}
+		r.Findings = append(r.Findings, f)
 	}
 }
 
-func finding(w importer.Warning, file string, ps []importer.Policy) Finding {
-	f := Finding{Class: w.Class, Severity: w.Severity, Object: w.Source, File: file, Rule: w.Rule, Field: w.Field,
-		Does: w.Old, Attack: w.Attack, Fix: w.Instead}
-	if len(ps) > 0 {
-		f.Corsgate = "corsgate " + w.New
-		var b strings.Builder
-		for i, p := range ps {
-			y, err := p.YAML()
-			if err != nil {
-				continue
-			}
-			if i > 0 {
-				b.WriteString("---\n")
-			}
-			b.Write(y)
+// RenderPolicies fills each finding's Policy with the YAML import writes.
+// The findings of one object share one rendering.
+func (r *Report) RenderPolicies() {
+	var last []importer.Policy
+	var y string
+	for i := range r.Findings {
+		f := &r.Findings[i]
+		if len(f.policies) == 0 {
+			continue
 		}
-		f.Policy = b.String()
+		if len(last) == 0 || &last[0] != &f.policies[0] {
+			last, y = f.policies, policyYAML(f.policies)
+		}
+		f.Policy = y
 	}
-	return f
+}
+
+func finding(w importer.Warning, file string) Finding {
+	return Finding{Class: w.Class, Severity: w.Severity, Object: w.Source, File: file, Rule: w.Rule, Field: w.Field,
+		Does: w.Old, Attack: w.Attack, Fix: w.Instead}
+}
+
+// policyYAML is what `corsgate import` writes for the object: the fix by
+// migrating. The findings of one object share the one string.
+func policyYAML(ps []importer.Policy) string {
+	var b strings.Builder
+	for i, p := range ps {
+		y, err := p.YAML()
+		if err != nil {
+			continue
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(y)
+	}
+	return b.String()
 }
 
 // Sort orders the findings: most severe first, then by object, rule and

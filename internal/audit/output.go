@@ -60,6 +60,7 @@ func (r *Report) WriteText(w io.Writer) error {
 
 // WriteJSON writes {"objects", "findings": [...], "skipped", "summary"}.
 func (r *Report) WriteJSON(w io.Writer) error {
+	r.RenderPolicies()
 	out := struct {
 		*Report
 		Summary map[string]int `json:"summary"`
