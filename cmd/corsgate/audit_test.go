@@ -1,16 +1,24 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
@@ -196,13 +204,32 @@ func TestAuditAgainstCluster(t *testing.T) {
 		}
 		return file
 	}
-	admin := kubeconfigOf("admin", "system:masters")
+	adminUser, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := adminUser.Config()
+	cfg.QPS, cfg.Burst = 500, 1000 // the set-up creates hundreds of objects
+	admin, err := client.New(cfg, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	apply := func(manifest string) {
 		t.Helper()
-		cmd := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", admin, "apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(manifest)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kubectl apply: %v\n%s", err, out)
+		dec := yaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+		for {
+			var u unstructured.Unstructured
+			if err := dec.Decode(&u.Object); err == io.EOF {
+				return
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			if err := admin.Create(context.Background(), &u); err != nil {
+				t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
+			}
 		}
 	}
 	role := auditorRole(t)
@@ -266,11 +293,29 @@ spec:
   allowOrigins: ["https://app.example.test"]
   mode: DryRun
 `)
-	const plain = 520 // more than one page of 500
-	for i := range plain {
-		fmt.Fprintf(&b, "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: plain-%d, namespace: default}\nspec: {rules: [{host: p%d.example.com}]}\n", i, i)
-	}
 	apply(b.String())
+	const plain = 520 // more than one page of 500
+	var wg sync.WaitGroup
+	errs := make(chan error, plain)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < plain; i += 8 {
+				ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("plain-%d", i), Namespace: "default"},
+					Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: fmt.Sprintf("p%d.example.com", i)}}}}
+				if err := admin.Create(context.Background(), ing); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 
 	auditor := kubeconfigOf("auditor")
 	out2, stderr, code := runTool(t, "", "audit", "--kubeconfig", auditor, "-A", "-o", "json")
