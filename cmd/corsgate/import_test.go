@@ -104,3 +104,43 @@ spec:
 		t.Errorf("with --force: exit %d, file %q\n%s", code, b, stderr)
 	}
 }
+
+// TestImportPassesLintStrict: through the binaries, import's output passes
+// lint --strict (nginx's default max-age and Istio's 24h used to fail it),
+// and a route named "Ratings_V1 route" becomes a valid object name.
+func TestImportPassesLintStrict(t *testing.T) {
+	t.Parallel()
+	vs := `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs, namespace: prod}
+spec:
+  hosts: [ratings.prod.svc.cluster.local]
+  gateways: [public]
+  http:
+  - name: Ratings_V1 route
+    match: [{uri: {prefix: /v1/}}]
+    corsPolicy: {allowOrigins: [{exact: "https://a.example.com"}], maxAge: 24h, unmatchedPreflights: IGNORE}
+  - name: other
+    match: [{uri: {prefix: /v2/}}]
+    corsPolicy: {allowOrigins: [{exact: "https://b.example.com"}], unmatchedPreflights: IGNORE}
+`
+	for name, in := range map[string]string{"nginx defaults": "", "istio reference": "", "route names": vs} {
+		args := []string{"import", "-f", "-"}
+		switch name {
+		case "nginx defaults":
+			args[2] = importTestdata + "nginx-defaults.yaml"
+		case "istio reference":
+			args[2] = importTestdata + "istio-virtualservice.yaml"
+		}
+		out, stderr, code := runTool(t, in, args...)
+		if code != 0 {
+			t.Fatalf("%s: import exit %d\n%s", name, code, stderr)
+		}
+		if lout, _, code := runTool(t, out, "lint", "--strict", "-"); code != 0 {
+			t.Errorf("%s: the imported policies fail lint --strict:\n%s\n%s", name, lout, out)
+		}
+		if name == "route names" && !strings.Contains(out, "name: vs-ratings-v1-route\n") {
+			t.Errorf("route names: %s", out)
+		}
+	}
+}
