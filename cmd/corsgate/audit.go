@@ -117,13 +117,10 @@ func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	rep := &audit.Report{}
 	if len(files) > 0 {
 		for _, f := range files {
-			objs, err := readManifests(f, stdin)
-			if err != nil {
+			// One object at a time: memory holds the findings, not the files.
+			if err := eachManifest(f, stdin, rep.Add); err != nil {
 				fmt.Fprintln(stderr, "corsgate audit:", err)
 				return 3
-			}
-			for _, o := range objs {
-				rep.Add(o)
 			}
 		}
 	} else {

@@ -210,18 +210,25 @@ func writeNew(file string, data []byte, force bool) error {
 }
 
 func readManifests(path string, stdin io.Reader) ([]importer.Object, error) {
+	var objs []importer.Object
+	err := eachManifest(path, stdin, func(o importer.Object) { objs = append(objs, o) })
+	return objs, err
+}
+
+// eachManifest reads FILE, DIR (its *.yaml, *.yml and *.json, recursively,
+// skipping dot-files) or - and hands over one object at a time.
+func eachManifest(path string, stdin io.Reader, each func(importer.Object)) error {
 	if path == "-" {
-		return importer.Read(stdin, "-")
+		return importer.ReadEach(stdin, "-", each)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !st.IsDir() {
-		return readManifestFile(path)
+		return eachManifestFile(path, each)
 	}
-	var objs []importer.Object
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -234,25 +241,20 @@ func readManifests(path string, stdin io.Reader) ([]importer.Object, error) {
 		switch strings.ToLower(filepath.Ext(p)) {
 		case ".yaml", ".yml", ".json":
 			if !d.IsDir() {
-				got, err := readManifestFile(p)
-				if err != nil {
-					return err
-				}
-				objs = append(objs, got...)
+				return eachManifestFile(p, each)
 			}
 		}
 		return nil
 	})
-	return objs, err
 }
 
-func readManifestFile(path string) ([]importer.Object, error) {
+func eachManifestFile(path string, each func(importer.Object)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	return importer.Read(f, path)
+	return importer.ReadEach(f, path, each)
 }
 
 // importKinds are the kinds --from-cluster lists.

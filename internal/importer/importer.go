@@ -121,21 +121,31 @@ type Result struct {
 // objects of their own.
 func Read(r io.Reader, file string) ([]Object, error) {
 	var out []Object
+	err := ReadEach(r, file, func(o Object) { out = append(out, o) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadEach is Read, one object at a time: a caller that keeps only what it
+// derives from each object holds one document in memory, not the file.
+func ReadEach(r io.Reader, file string, each func(Object)) error {
 	yr := yaml.NewYAMLReader(bufio.NewReader(r))
 	for n := 1; ; n++ {
 		doc, err := yr.Read()
 		if err == io.EOF {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", file, n, err)
+			return fmt.Errorf("%s: document %d: %w", file, n, err)
 		}
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
 		var m map[string]any
 		if err := sigsyaml.Unmarshal(doc, &m); err != nil {
-			return nil, fmt.Errorf("%s: document %d is not valid YAML: %w", file, n, err)
+			return fmt.Errorf("%s: document %d is not valid YAML: %w", file, n, err)
 		}
 		if m == nil {
 			continue
@@ -144,12 +154,12 @@ func Read(r io.Reader, file string) ([]Object, error) {
 			items, _ := m["items"].([]any)
 			for _, it := range items {
 				if im, ok := it.(map[string]any); ok {
-					out = append(out, Object{File: file, Doc: im})
+					each(Object{File: file, Doc: im})
 				}
 			}
 			continue
 		}
-		out = append(out, Object{File: file, Doc: m})
+		each(Object{File: file, Doc: m})
 	}
 }
 
