@@ -52,7 +52,8 @@ Examples:
 
 Exit status: 0 imported (warnings do not change it), 1 an input could not be
 read or an object could not be imported (the reason is on standard error; the
-others are still written), 2 a usage error.
+others are still written), or --output-dir holds files it would overwrite
+(nothing is written without --force), 2 a usage error.
 
 Flags:
 `

@@ -387,6 +387,10 @@ func TestSafeSourcesNoFinding(t *testing.T) {
 		corsPolicy(`  allowOrigins: ["https://app.example.test"]
   allowCredentials: true
 `),
+		// A corsgate policy the server refuses (Invalid) serves nothing.
+		corsPolicy(`  allowOrigins: ["https://*.github.io"]
+  allowCredentials: true
+`),
 		// An Ingress without CORS, and a kind audit does not read.
 		`apiVersion: networking.k8s.io/v1
 kind: Ingress

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
+	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/cors"
 )
 
@@ -242,6 +243,11 @@ func credentialsNote(credentials bool) string {
 // CorsPolicyRisks are the findings for one of corsgate's own policies, by
 // the same rules as the sources': what it leaves open as written.
 func CorsPolicyRisks(o Object, p *v1alpha1.CorsPolicy) []Warning {
+	if _, _, err := compile.Compile(p); err != nil {
+		// The server refuses it (status Invalid): nothing of it is served,
+		// so nothing is open; lint and the policy's status say why.
+		return nil
+	}
 	c := newConv(o, p.Name)
 	s := &p.Spec
 	c.originRisks("spec.allowOrigins", s.AllowOrigins, nil, s.AllowCredentials)

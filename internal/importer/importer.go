@@ -509,8 +509,11 @@ func (c *conv) anyOrigin(credentials, reflected bool, field, old string) {
 // varies reports that the source reflected the request's origin without
 // Vary: Origin (none of the systems import reads sends it).
 func (c *conv) varies(field, system string) {
-	c.risk(VaryOriginMissing, Info, field,
-		system+" answered with the request's origin in Access-Control-Allow-Origin and sent no Vary: Origin",
+	old := system + " answered with the request's origin in Access-Control-Allow-Origin and sent no Vary: Origin"
+	if system == "the gateway" {
+		old = "the Gateway API has the gateway answer with the request's origin and does not require Vary: Origin (Envoy-based gateways send none)"
+	}
+	c.risk(VaryOriginMissing, Info, field, old,
 		"nothing to read: a browser or shared cache that stored one origin's answer hands it to another origin (or a request without Origin), whose request then fails: broken, not open",
 		"sends Vary: Origin on every answer that depends on the origin", "")
 }
