@@ -161,7 +161,7 @@ func IsLoopbackHTTP(origin string) bool {
 	return host == "localhost" || strings.HasSuffix(host, ".localhost") || strings.HasPrefix(host, "127.") || host == "[::1]"
 }
 
-// credentialRisks are the classes that follow from the origins a source
+// originRisks reports the classes that follow from the origins a source
 // allows (as corsgate spells them) and whether it sends credentials: shared
 // by every source system and by corsgate's own policies.
 func (c *conv) originRisks(field string, origins, regexes []string, credentials bool) {
@@ -237,7 +237,7 @@ func credentialsNote(credentials bool) string {
 	if credentials {
 		return "refuses it with credentials, so the import leaves it out or withdraws credentials (see the other warnings)"
 	}
-	return "would keep it"
+	return "keeps it as written (review it before migrating)"
 }
 
 // CorsPolicyRisks are the findings for one of corsgate's own policies, by
