@@ -131,6 +131,14 @@ spec:
 	if _, _, code := runTool(t, "", "audit", "-f", "testdata/missing.yaml"); code != 3 {
 		t.Errorf("a missing input: exit %d, want 3", code)
 	}
+	// As a kubectl plugin: kubectl runs `kubectl-corsgate audit ...`.
+	plugin := filepath.Join(t.TempDir(), "kubectl-corsgate")
+	if err := os.Symlink(binary, plugin); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := runAs(t, plugin, "", "audit", "-f", importTestdata, "--fail-on", "critical"); code != 1 || !strings.Contains(out, "CRITICAL") {
+		t.Errorf("kubectl-corsgate audit: exit %d\n%s", code, out)
+	}
 	if out, _, code := runTool(t, "", "audit", "--help"); code != 0 || !strings.Contains(out, "Examples:") || !strings.Contains(out, "-fail-on") {
 		t.Errorf("audit --help: exit %d\n%s", code, out)
 	}
