@@ -1,11 +1,13 @@
 package main_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -82,11 +84,20 @@ func BenchmarkAuditCluster10000(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		cmd := exec.Command(binary, "audit", "--kubeconfig", file, "-A")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
 		start := time.Now()
 		out, err := cmd.Output()
 		took := time.Since(start)
 		if err != nil {
-			b.Fatalf("%v\n%s", err, out)
+			b.Fatalf("%v\n%s%s", err, out, stderr.String())
+		}
+		// An audit longer than a second says how far it got on stderr.
+		if took > 1500*time.Millisecond && !strings.Contains(stderr.String(), "object(s) read (listing Ingress)") {
+			b.Errorf("no progress on stderr in %v:\n%s", took, stderr.String())
+		}
+		if !strings.Contains(string(out), "10000 object(s) audited, 2000 with findings") {
+			b.Errorf("summary:\n%s", out[max(0, len(out)-300):])
 		}
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		b.ReportMetric(float64(took.Milliseconds()), "ms/audit")
