@@ -149,6 +149,23 @@ spec:
     allowMethods: [GET, POST]
     allowCredentials: true
 `},
+	{desc: "egDocs: a SecurityPolicy import cannot write (targetSelectors) is audited all the same", class: importer.AnyOriginWithCredentials, severity: importer.Critical,
+		in: `apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: cors-example, namespace: default}
+spec:
+  targetSelectors: [{kind: HTTPRoute, matchLabels: {app: backend}}]
+  cors:
+    allowOrigins: ["*"]
+    allowCredentials: true
+`, twin: `apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: SecurityPolicy
+metadata: {name: cors-example, namespace: default}
+spec:
+  targetSelectors: [{kind: HTTPRoute, matchLabels: {app: backend}}]
+  cors:
+    allowOrigins: ["*"]
+`},
 	{desc: "nginxDocs: enable-cors alone sends * with credentials: broken, not open", class: importer.WildcardWithCredentials, severity: importer.Info,
 		in: ingress(""),
 		twin: ingress(`    nginx.ingress.kubernetes.io/cors-allow-credentials: "false"

@@ -15,8 +15,18 @@ import (
 // of the per-class tests (a fifth of them with a finding of medium or above).
 func manyObjects(t testing.TB, n int) []importer.Object {
 	t.Helper()
-	shapes := []string{classCases[0].in, classCases[3].in, classCases[5].in, classCases[14].in, classCases[18].in,
-		classCases[0].twin, classCases[3].twin, classCases[5].twin, classCases[14].twin, classCases[20].in}
+	c := func(prefix string) classCase {
+		for _, tc := range classCases {
+			if strings.HasPrefix(tc.desc, prefix) {
+				return tc
+			}
+		}
+		t.Fatalf("no class case %q", prefix)
+		return classCase{}
+	}
+	gw, nginx, prefix, echo := c("gwConf: * with"), c("nginxDocs: enable-cors alone"), c("istioDocs: a prefix"), c("gwConf: * methods")
+	shapes := []string{gw.in, nginx.in, prefix.in, echo.in, c("istioDocs: Envoy reflects").in,
+		gw.twin, nginx.twin, prefix.twin, echo.twin, c("samples: a public corsgate policy").in}
 	var objs []importer.Object
 	for i := 0; len(objs) < n; i++ {
 		in := strings.Replace(shapes[i%len(shapes)], "\n  name: ", fmt.Sprintf("\n  name: o%d-", i), 1)

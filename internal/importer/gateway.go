@@ -96,7 +96,8 @@ func importHTTPRoute(o Object) ([]*conv, error) {
 		if ruleName == "" {
 			c.warn("applies different CORS filters to different rules (or a filter to some rules only), and this rule has no name",
 				"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select this rule alone", "name the rules (rules[].name) and import the route again")
-			return []*conv{c}, errors.New("its CORS filters differ between rules, or apply to some rules only, and the rules have no name: name the rules (rules[].name) and import again")
+			// Every rule's warnings still count: audit reports them.
+			return convs, errors.New("its CORS filters differ between rules, or apply to some rules only, and the rules have no name: name the rules (rules[].name) and import again")
 		}
 		c.name = o.name() + "-" + ruleName
 		c.spec.TargetRefs = append(c.spec.TargetRefs, ref(ruleName))
@@ -227,14 +228,18 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 	if t := get(o.Doc, "spec", "targetRef"); t != nil && len(targets) == 0 {
 		targets = []any{t} // the deprecated singular form
 	}
+	// A target the import cannot write is an error, but only after the cors
+	// block is read: its warnings (audit's findings) hold either way.
+	var targetErr error
 	if len(targets) == 0 {
-		return []*conv{c}, errors.New("it names no targetRefs (targetSelectors cannot be imported): write the CorsPolicy's targetRefs by hand")
+		targetErr = errors.New("it names no targetRefs (targetSelectors cannot be imported): write the CorsPolicy's targetRefs by hand")
 	}
 	for _, t := range targets {
 		kind, _ := get(t, "kind").(string)
 		name, _ := get(t, "name").(string)
 		if kind != v1alpha1.KindGateway && kind != v1alpha1.KindHTTPRoute {
-			return []*conv{c}, fmt.Errorf("it targets the %s %q: a CorsPolicy attaches to Gateways and HTTPRoutes only", kind, name)
+			targetErr = fmt.Errorf("it targets the %s %q: a CorsPolicy attaches to Gateways and HTTPRoutes only", kind, name)
+			break
 		}
 		ref := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
 			Group: v1alpha1.GatewayGroup, Kind: gwapiv1.Kind(kind), Name: gwapiv1.ObjectName(name)}}
@@ -304,5 +309,5 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 			c.setMaxAge(int64(d/time.Second), "maxAge "+s)
 		}
 	}
-	return []*conv{c}, nil
+	return []*conv{c}, targetErr
 }
