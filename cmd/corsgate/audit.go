@@ -164,7 +164,7 @@ var auditKinds = []schema.GroupKind{
 	{Group: "networking.istio.io", Kind: "VirtualService"},
 	{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"},
 	{Group: "gateway.envoyproxy.io", Kind: "SecurityPolicy"},
-	{Group: "policy.corsgate.io", Kind: "CorsPolicy"},
+	{Group: "policy.corsgate.io", Kind: "CorsPolicy"}, // last: import does not read it
 }
 
 // auditPageSize bounds the objects held at once: each page is audited and
@@ -194,34 +194,44 @@ func auditCluster(ctx context.Context, c *clusterFlags, namespace string, rep *a
 			}
 		}
 	}()
-	for _, gk := range auditKinds {
+	return listEach(ctx, cl, auditKinds, namespace, func(gk schema.GroupKind) { current.Store(gk.Kind) },
+		func(o importer.Object) { rep.Add(o); read.Add(1) },
+		func(gk schema.GroupKind) {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%s): the cluster does not serve this kind (CRD not installed)", gk.Kind, gk.Group))
+		})
+}
+
+// listEach lists each kind at the version the cluster prefers, page by
+// page, and hands over one object at a time; kinds the cluster does not
+// serve go to skipped. namespace "" is every namespace.
+func listEach(ctx context.Context, cl client.Client, kinds []schema.GroupKind, namespace string,
+	start func(schema.GroupKind), each func(importer.Object), skipped func(schema.GroupKind)) error {
+	for _, gk := range kinds {
 		mapping, err := cl.RESTMapper().RESTMapping(gk)
 		if meta.IsNoMatchError(err) {
-			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%s): the cluster does not serve this kind (CRD not installed)", gk.Kind, gk.Group))
+			skipped(gk)
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("looking up %s.%s: %w", gk.Kind, gk.Group, err)
 		}
-		current.Store(gk.Kind)
-		gvk := mapping.GroupVersionKind
-		gvk.Kind += "List"
+		start(gk)
+		gv := mapping.GroupVersionKind.GroupVersion()
 		opts := []client.ListOption{client.Limit(auditPageSize)}
 		if namespace != "" {
 			opts = append(opts, client.InNamespace(namespace))
 		}
 		for cont := ""; ; {
 			l := &unstructured.UnstructuredList{}
-			l.SetGroupVersionKind(gvk)
+			l.SetGroupVersionKind(gv.WithKind(gk.Kind + "List"))
 			if err := cl.List(ctx, l, append(opts, client.Continue(cont))...); err != nil {
 				return fmt.Errorf("listing %s: %w", gk.Kind, err)
 			}
 			for i := range l.Items {
 				o := l.Items[i].Object
-				o["kind"], o["apiVersion"] = gk.Kind, mapping.GroupVersionKind.GroupVersion().String()
-				rep.Add(importer.Object{File: "cluster", Doc: o})
+				o["kind"], o["apiVersion"] = gk.Kind, gv.String()
+				each(importer.Object{File: "cluster", Doc: o})
 			}
-			read.Add(int64(len(l.Items)))
 			if cont = l.GetContinue(); cont == "" {
 				break
 			}

@@ -12,11 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsgate/corsgate/internal/importer"
 )
@@ -258,37 +255,18 @@ func eachManifestFile(path string, each func(importer.Object)) error {
 	return importer.ReadEach(f, path, each)
 }
 
-// importKinds are the kinds --from-cluster lists.
-var importKinds = []schema.GroupVersionKind{
-	{Group: "networking.k8s.io", Version: "v1", Kind: "IngressList"},
-	{Group: "networking.istio.io", Version: "v1", Kind: "VirtualServiceList"},
-	{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRouteList"},
-	{Group: "gateway.envoyproxy.io", Version: "v1alpha1", Kind: "SecurityPolicyList"},
-}
-
+// clusterObjects lists what import reads (audit's kinds but its own
+// CorsPolicies), page by page at the versions the cluster serves.
 func clusterObjects(ctx context.Context, c *clusterFlags, namespace string, stderr io.Writer) ([]importer.Object, error) {
 	cl, err := c.client(runtime.NewScheme())
 	if err != nil {
 		return nil, err
 	}
 	var objs []importer.Object
-	for _, gvk := range importKinds {
-		l := &unstructured.UnstructuredList{}
-		l.SetGroupVersionKind(gvk)
-		var opts []client.ListOption
-		if namespace != "" {
-			opts = append(opts, client.InNamespace(namespace))
-		}
-		if err := cl.List(ctx, l, opts...); err != nil {
-			if meta.IsNoMatchError(err) {
-				fmt.Fprintf(stderr, "corsgate import: %s is not served by this cluster: skipped\n", strings.TrimSuffix(gvk.Kind, "List"))
-				continue
-			}
-			return nil, fmt.Errorf("listing %s: %w", strings.TrimSuffix(gvk.Kind, "List"), err)
-		}
-		for i := range l.Items {
-			objs = append(objs, importer.Object{File: "cluster", Doc: l.Items[i].Object})
-		}
-	}
-	return objs, nil
+	err = listEach(ctx, cl, auditKinds[:len(auditKinds)-1], namespace, func(schema.GroupKind) {},
+		func(o importer.Object) { objs = append(objs, o) },
+		func(gk schema.GroupKind) {
+			fmt.Fprintf(stderr, "corsgate import: %s is not served by this cluster: skipped\n", gk.Kind)
+		})
+	return objs, err
 }
