@@ -148,6 +148,13 @@ func (c *conv) istioCORS(cp map[string]any) {
 		// without Access-Control-Allow-Origin): corsgate's Reject has the
 		// same browser outcome.
 	default:
+		if allOrigins {
+			// Every origin matches, so no preflight is ever "unmatched":
+			// nothing reached the upstream that way.
+			c.warn("answered every preflight itself (every origin matches), never checking the requested method or headers",
+				"checks the method and headers of each preflight and answers 403 for one it does not allow", "list every method and header the pages send")
+			break
+		}
 		c.risk(PreflightForwarded, Low, c.field+".unmatchedPreflights",
 			"passed preflights from origins it did not allow to the upstream (unmatchedPreflights unset or FORWARD)",
 			"the upstream's own CORS answer, if it has one, decides for every unlisted origin: an attacker's page gets whatever the upstream grants (nothing, if it sends no CORS headers)",
