@@ -184,7 +184,7 @@ func (r *Report) Summary() string {
 	n := r.Count()
 	objs := map[string]bool{}
 	for _, f := range r.Findings {
-		objs[f.Object] = true
+		objs[f.File+"\x00"+f.Object] = true
 	}
 	s := fmt.Sprintf("%d object(s) audited, %d with findings: %d critical, %d high, %d medium, %d low, %d info (broken, not open)",
 		r.Objects, len(objs), n[importer.Critical], n[importer.High], n[importer.Medium], n[importer.Low], n[importer.Info])
