@@ -100,7 +100,12 @@ func (w Warning) String() string {
 		s += "[" + string(w.Class) + "] "
 	}
 	s += fmt.Sprintf("%s; corsgate %s", w.Old, w.New)
-	if w.Instead != "" {
+	switch {
+	case w.Instead == "":
+	case w.Class != "":
+		// A hole is not what anyone intended: Instead is its fix.
+		s += "; fix: " + w.Instead
+	default:
 		s += "; if that was intended, " + w.Instead
 	}
 	return s
