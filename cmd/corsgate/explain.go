@@ -69,6 +69,7 @@ func toolsUsage(w io.Writer) {
   corsgate lint ...         check CorsPolicy YAML offline, as the server compiles it
   corsgate import ...       convert ingress-nginx, Istio, Gateway API and Envoy Gateway
                             CORS settings into CorsPolicy objects, with a risk report
+  corsgate audit ...        find the CORS holes in a cluster or manifests, read-only
 
 Each tool documents its flags with --help. As a kubectl plugin:
   ln -s corsgate kubectl-corsgate   then   kubectl corsgate explain ...

@@ -12,11 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsgate/corsgate/internal/importer"
 )
@@ -31,7 +28,10 @@ on standard error: what the old system did, what corsgate will do, and what
 to write if the old behaviour was intended. Nothing is loosened silently:
 where the source allowed less than corsgate would, or corsgate cannot express
 it, the output is the stricter choice and the warning says so. Every policy
-written passes corsgate lint.
+written passes corsgate lint --strict, unless a warning says why not (a risk
+the source had and the policy keeps, such as an http:// origin with
+credentials). Warnings tagged [class] are holes in the source: corsgate audit
+reports the same ones, ranked.
 
 Reads:
   ingress-nginx   Ingress with nginx.ingress.kubernetes.io/enable-cors and cors-*
@@ -45,10 +45,12 @@ Examples:
   kubectl get ingress -A -o yaml | corsgate import -f - --output-dir policies/
   corsgate import --from-cluster --context prod --output-dir policies/ 2> import-warnings.txt
   corsgate import -f manifests/ | corsgate lint -
+  corsgate import -f manifests/ --output-dir policies/ --force   # replace an earlier import
 
 Exit status: 0 imported (warnings do not change it), 1 an input could not be
 read or an object could not be imported (the reason is on standard error; the
-others are still written), 2 a usage error.
+others are still written), or --output-dir holds files it would overwrite
+(nothing is written without --force), 2 a usage error.
 
 Flags:
 `
@@ -60,6 +62,7 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		files       multiFlag
 		fromCluster bool
 		outputDir   string
+		force       bool
 		namespace   string
 		cluster     clusterFlags
 	)
@@ -67,7 +70,8 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset.Var(&files, "filename", "Same as -f.")
 	fset.BoolVar(&fromCluster, "from-cluster", false, "Read the objects from the cluster (the kubeconfig's) instead of files.")
 	fset.StringVar(&namespace, "namespace", "", "With --from-cluster: read this namespace only (default: all).")
-	fset.StringVar(&outputDir, "output-dir", "", "Write one file per policy, <namespace>-<name>.yaml, in this folder (created if missing) instead of standard output.")
+	fset.StringVar(&outputDir, "output-dir", "", "Write one file per policy, <namespace>-<name>.yaml (<namespace>.<name>.yaml where two would share a name), in this folder (created if missing) instead of standard output. Existing files are not overwritten without --force.")
+	fset.BoolVar(&force, "force", false, "With --output-dir: overwrite files that exist.")
 	cluster.bind(fset)
 	fset.Usage = func() { fmt.Fprint(stderr, importUsage); fset.PrintDefaults() }
 	pos, err := parseInterleaved(fset, args)
@@ -117,10 +121,24 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error: not imported:", e)
 		failed = true
 	}
+	var outFiles []string
 	if outputDir != "" {
 		if err := os.MkdirAll(outputDir, 0o755); err != nil {
 			fmt.Fprintln(stderr, "corsgate import:", err)
 			return 1
+		}
+		outFiles = outputFiles(res.Policies)
+		if !force {
+			var exist []string
+			for _, f := range outFiles {
+				if _, err := os.Lstat(filepath.Join(outputDir, f)); err == nil {
+					exist = append(exist, filepath.Join(outputDir, f))
+				}
+			}
+			if len(exist) > 0 {
+				fmt.Fprintf(stderr, "corsgate import: %s already exist(s): nothing was written; pass --force to overwrite, or choose another --output-dir\n", strings.Join(exist, ", "))
+				return 1
+			}
 		}
 	}
 	for i, p := range res.Policies {
@@ -130,8 +148,7 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if outputDir != "" {
-			file := filepath.Join(outputDir, p.Policy.Namespace+"-"+p.Policy.Name+".yaml")
-			if err := os.WriteFile(file, out, 0o644); err != nil {
+			if err := writeNew(filepath.Join(outputDir, outFiles[i]), out, force); err != nil {
 				fmt.Fprintln(stderr, "corsgate import:", err)
 				return 1
 			}
@@ -153,19 +170,63 @@ func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// outputFiles names each policy's file: <namespace>-<name>.yaml, unless two
+// policies would share it ("a-b/c" and "a/b-c"); those get
+// <namespace>.<name>.yaml, which is unique because a namespace has no dot.
+func outputFiles(ps []importer.Policy) []string {
+	short := func(p importer.Policy) string { return p.Policy.Namespace + "-" + p.Policy.Name + ".yaml" }
+	n := map[string]int{}
+	for _, p := range ps {
+		n[short(p)]++
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = short(p)
+		if n[out[i]] > 1 {
+			out[i] = p.Policy.Namespace + "." + p.Policy.Name + ".yaml"
+		}
+	}
+	return out
+}
+
+// writeNew writes a file, refusing to replace one unless force: the check
+// before writing anything can race with another writer.
+func writeNew(file string, data []byte, force bool) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if !force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	}
+	f, err := os.OpenFile(file, flags, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 func readManifests(path string, stdin io.Reader) ([]importer.Object, error) {
+	var objs []importer.Object
+	err := eachManifest(path, stdin, func(o importer.Object) { objs = append(objs, o) })
+	return objs, err
+}
+
+// eachManifest reads FILE, DIR (its *.yaml, *.yml and *.json, recursively,
+// skipping dot-files) or - and hands over one object at a time.
+func eachManifest(path string, stdin io.Reader, each func(importer.Object)) error {
 	if path == "-" {
-		return importer.Read(stdin, "-")
+		return importer.ReadEach(stdin, "-", each)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !st.IsDir() {
-		return readManifestFile(path)
+		return eachManifestFile(path, each)
 	}
-	var objs []importer.Object
-	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -178,58 +239,34 @@ func readManifests(path string, stdin io.Reader) ([]importer.Object, error) {
 		switch strings.ToLower(filepath.Ext(p)) {
 		case ".yaml", ".yml", ".json":
 			if !d.IsDir() {
-				got, err := readManifestFile(p)
-				if err != nil {
-					return err
-				}
-				objs = append(objs, got...)
+				return eachManifestFile(p, each)
 			}
 		}
 		return nil
 	})
-	return objs, err
 }
 
-func readManifestFile(path string) ([]importer.Object, error) {
+func eachManifestFile(path string, each func(importer.Object)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
-	return importer.Read(f, path)
+	return importer.ReadEach(f, path, each)
 }
 
-// importKinds are the kinds --from-cluster lists.
-var importKinds = []schema.GroupVersionKind{
-	{Group: "networking.k8s.io", Version: "v1", Kind: "IngressList"},
-	{Group: "networking.istio.io", Version: "v1", Kind: "VirtualServiceList"},
-	{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRouteList"},
-	{Group: "gateway.envoyproxy.io", Version: "v1alpha1", Kind: "SecurityPolicyList"},
-}
-
+// clusterObjects lists what import reads (audit's kinds but its own
+// CorsPolicies), page by page at the versions the cluster serves.
 func clusterObjects(ctx context.Context, c *clusterFlags, namespace string, stderr io.Writer) ([]importer.Object, error) {
 	cl, err := c.client(runtime.NewScheme())
 	if err != nil {
 		return nil, err
 	}
 	var objs []importer.Object
-	for _, gvk := range importKinds {
-		l := &unstructured.UnstructuredList{}
-		l.SetGroupVersionKind(gvk)
-		var opts []client.ListOption
-		if namespace != "" {
-			opts = append(opts, client.InNamespace(namespace))
-		}
-		if err := cl.List(ctx, l, opts...); err != nil {
-			if meta.IsNoMatchError(err) {
-				fmt.Fprintf(stderr, "corsgate import: %s is not served by this cluster: skipped\n", strings.TrimSuffix(gvk.Kind, "List"))
-				continue
-			}
-			return nil, fmt.Errorf("listing %s: %w", strings.TrimSuffix(gvk.Kind, "List"), err)
-		}
-		for i := range l.Items {
-			objs = append(objs, importer.Object{File: "cluster", Doc: l.Items[i].Object})
-		}
-	}
-	return objs, nil
+	err = listEach(ctx, cl, auditKinds[:len(auditKinds)-1], namespace, func(schema.GroupKind) {},
+		func(o importer.Object) { objs = append(objs, o) },
+		func(gk schema.GroupKind) {
+			fmt.Fprintf(stderr, "corsgate import: %s is not served by this cluster: skipped\n", gk.Kind)
+		})
+	return objs, err
 }

@@ -57,3 +57,90 @@ func TestImportCLI(t *testing.T) {
 		t.Errorf("a missing input: exit %d, want 1", code)
 	}
 }
+
+// TestImportOutputDirLosesNothing: two policies whose <namespace>-<name>
+// would be the same file get distinct files, and files that exist are not
+// overwritten without --force (nothing is written then).
+func TestImportOutputDirLosesNothing(t *testing.T) {
+	t.Parallel()
+	ing := func(ns, name string) string {
+		return `apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: ` + name + `
+  namespace: ` + ns + `
+  annotations:
+    nginx.ingress.kubernetes.io/enable-cors: "true"
+    nginx.ingress.kubernetes.io/cors-allow-origin: "https://` + ns + `.example.com"
+    nginx.ingress.kubernetes.io/cors-allow-credentials: "false"
+spec:
+  rules:
+  - host: api.example.com
+`
+	}
+	in := ing("a-b", "c") + "---\n" + ing("a", "b-c")
+	dir := t.TempDir()
+	_, stderr, code := runTool(t, in, "import", "-f", "-", "--output-dir", dir)
+	if code != 0 || !strings.Contains(stderr, "2 polic(ies) written") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for file, origin := range map[string]string{"a-b.c.yaml": "https://a-b.example.com", "a.b-c.yaml": "https://a.example.com"} {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil || !strings.Contains(string(b), origin) {
+			t.Errorf("%s: %v\n%s", file, err, b)
+		}
+	}
+
+	// Again: the files exist, so nothing is written without --force.
+	if err := os.WriteFile(filepath.Join(dir, "a-b.c.yaml"), []byte("# mine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = runTool(t, in, "import", "-f", "-", "--output-dir", dir)
+	if b, _ := os.ReadFile(filepath.Join(dir, "a-b.c.yaml")); code != 1 || string(b) != "# mine\n" || !strings.Contains(stderr, "--force") {
+		t.Errorf("without --force: exit %d, file %q\n%s", code, b, stderr)
+	}
+	_, stderr, code = runTool(t, in, "import", "-f", "-", "--output-dir", dir, "--force")
+	if b, _ := os.ReadFile(filepath.Join(dir, "a-b.c.yaml")); code != 0 || !strings.Contains(string(b), "kind: CorsPolicy") {
+		t.Errorf("with --force: exit %d, file %q\n%s", code, b, stderr)
+	}
+}
+
+// TestImportPassesLintStrict: through the binaries, import's output passes
+// lint --strict (nginx's default max-age and Istio's 24h used to fail it),
+// and a route named "Ratings_V1 route" becomes a valid object name.
+func TestImportPassesLintStrict(t *testing.T) {
+	t.Parallel()
+	vs := `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs, namespace: prod}
+spec:
+  hosts: [ratings.prod.svc.cluster.local]
+  gateways: [public]
+  http:
+  - name: Ratings_V1 route
+    match: [{uri: {prefix: /v1/}}]
+    corsPolicy: {allowOrigins: [{exact: "https://a.example.com"}], maxAge: 24h, unmatchedPreflights: IGNORE}
+  - name: other
+    match: [{uri: {prefix: /v2/}}]
+    corsPolicy: {allowOrigins: [{exact: "https://b.example.com"}], unmatchedPreflights: IGNORE}
+`
+	for name, in := range map[string]string{"nginx defaults": "", "istio reference": "", "route names": vs} {
+		args := []string{"import", "-f", "-"}
+		switch name {
+		case "nginx defaults":
+			args[2] = importTestdata + "nginx-defaults.yaml"
+		case "istio reference":
+			args[2] = importTestdata + "istio-virtualservice.yaml"
+		}
+		out, stderr, code := runTool(t, in, args...)
+		if code != 0 {
+			t.Fatalf("%s: import exit %d\n%s", name, code, stderr)
+		}
+		if lout, _, code := runTool(t, out, "lint", "--strict", "-"); code != 0 {
+			t.Errorf("%s: the imported policies fail lint --strict:\n%s\n%s", name, lout, out)
+		}
+		if name == "route names" && !strings.Contains(out, "name: vs-ratings-v1-route\n") {
+			t.Errorf("route names: %s", out)
+		}
+	}
+}

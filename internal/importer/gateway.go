@@ -3,6 +3,7 @@ package importer
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -19,66 +20,137 @@ import (
 func importHTTPRoute(o Object) ([]*conv, error) {
 	rules := list(o.Doc, "spec", "rules")
 	type found struct {
-		cors map[string]any
-		rule map[string]any
+		cors  map[string]any
+		rule  map[string]any
+		index int    // of the rule
+		field string // of the filter's cors block
 	}
 	var fs []found
-	for _, r := range rules {
-		for _, f := range list(r, "filters") {
+	for i, r := range rules {
+		for j, f := range list(r, "filters") {
 			if t, _ := get(f, "type").(string); t == "CORS" {
-				fs = append(fs, found{mapOf(get(f, "cors")), mapOf(r)})
+				fs = append(fs, found{mapOf(get(f, "cors")), mapOf(r), i, fmt.Sprintf("spec.rules[%d].filters[%d].cors", i, j)})
 			}
 		}
 	}
 	if len(fs) == 0 {
 		return nil, nil
 	}
-	same := true
-	for _, f := range fs[1:] {
-		if fmt.Sprint(f.cors) != fmt.Sprint(fs[0].cors) {
+	// Convert each filter first: rules whose filters mean the same policy
+	// (compared after conversion, so spellings that differ but behave alike
+	// count as one) attach as the whole route; a rule without a CORS filter
+	// must not gain one, so then each rule needs its own, named, policy.
+	var convs, active []*conv
+	for _, f := range fs {
+		ruleName, _ := f.rule["name"].(string)
+		label := fmt.Sprintf("rules[%d]", f.index)
+		if ruleName != "" {
+			label += fmt.Sprintf(" %q", ruleName)
+		}
+		c := newConv(o, o.name())
+		if len(rules) > 1 {
+			c.rule = label
+		}
+		c.field = f.field
+		c.gatewayCORS(f.cors)
+		c.gatewayMatches(f.rule, label)
+		if len(c.spec.AllowOrigins) == 0 && len(c.spec.AllowOriginRegexes) == 0 {
+			c.warn("has a CORS filter that allows no origin, so browsers got no CORS headers from it",
+				"imports nothing for it", "list the origins in allowOrigins")
+			c.skip = true
+		} else {
+			active = append(active, c)
+		}
+		convs = append(convs, c)
+	}
+	if len(active) == 0 {
+		return convs, nil
+	}
+	same := len(active) == len(rules)
+	for _, c := range active[1:] {
+		if !reflect.DeepEqual(c.spec, active[0].spec) {
 			same = false
 		}
 	}
-	whole := same && len(fs) == len(rules)
-	var out []*conv
-	for i, f := range fs {
-		if whole && i > 0 {
-			break
-		}
-		ruleName, _ := f.rule["name"].(string)
-		name := o.name()
-		if !whole {
-			if ruleName == "" {
-				c := newConv(o, name)
-				c.warn("applies its CORS filter to some of its rules only, and those rules have no name",
-					"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select these rules", "name the rules (rules[].name) and import the route again")
-				return []*conv{c}, errors.New("its CORS filters apply to unnamed rules among others: name the rules (rules[].name) and import again")
-			}
-			name += "-" + strings.ToLower(ruleName)
-		}
-		c := newConv(o, name)
-		ref := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
+	ref := func(section string) gwapiv1.LocalPolicyTargetReferenceWithSectionName {
+		r := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
 			Group: v1alpha1.GatewayGroup, Kind: v1alpha1.KindHTTPRoute, Name: gwapiv1.ObjectName(o.name())}}
-		if !whole {
-			sn := gwapiv1.SectionName(ruleName)
-			ref.SectionName = &sn
+		if section != "" {
+			sn := gwapiv1.SectionName(section)
+			r.SectionName = &sn
 		}
-		c.spec.TargetRefs = append(c.spec.TargetRefs, ref)
-		c.gatewayCORS(f.cors)
-		for _, m := range list(f.rule, "matches") {
-			if meth, _ := get(m, "method").(string); meth != "" && meth != "OPTIONS" {
-				c.warn(fmt.Sprintf("matches only %s requests in a rule with a CORS filter, so preflights (OPTIONS) never reached that filter", meth),
-					"answers the preflights for the rule's paths", "")
-			}
-		}
-		out = append(out, c)
+		return r
 	}
-	return out, nil
+	if same {
+		// One policy for the route; every rule's warnings still say which
+		// rule they are about.
+		c := active[0]
+		for _, x := range active[1:] {
+			c.warnings = append(c.warnings, x.warnings...)
+		}
+		c.spec.TargetRefs = append(c.spec.TargetRefs, ref(""))
+		return []*conv{c}, nil
+	}
+	for i, c := range active {
+		ruleName, _ := fs[slicesIndexConv(convs, c)].rule["name"].(string)
+		if ruleName == "" {
+			c.warn("applies different CORS filters to different rules (or a filter to some rules only), and this rule has no name",
+				"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select this rule alone", "name the rules (rules[].name) and import the route again")
+			// Every rule's warnings still count: audit reports them.
+			return convs, errors.New("its CORS filters differ between rules, or apply to some rules only, and the rules have no name: name the rules (rules[].name) and import again")
+		}
+		c.name = o.name() + "-" + ruleName
+		c.spec.TargetRefs = append(c.spec.TargetRefs, ref(ruleName))
+		active[i] = c
+	}
+	return convs, nil
+}
+
+func slicesIndexConv(l []*conv, c *conv) int {
+	for i := range l {
+		if l[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// gatewayMatches warns about the matches corsgate does not serve for a rule
+// (docs/gateway-api.md, "What a target covers"): Exact and RegularExpression
+// paths, and methods other than OPTIONS.
+func (c *conv) gatewayMatches(rule map[string]any, label string) {
+	ms := list(rule, "matches")
+	served := len(ms) == 0 // no matches: the prefix "/"
+	var unserved []string
+	for _, m := range ms {
+		if meth, _ := get(m, "method").(string); meth != "" && meth != "OPTIONS" {
+			c.warn(fmt.Sprintf("matches only %s requests in a rule with a CORS filter, so preflights (OPTIONS) never reached that filter", meth),
+				"answers the preflights for the rule's paths", "")
+		}
+		pt, _ := get(m, "path", "type").(string)
+		pv, _ := get(m, "path", "value").(string)
+		switch pt {
+		case "Exact", "RegularExpression":
+			unserved = append(unserved, fmt.Sprintf("%s %q", pt, pv))
+		default:
+			served = true
+		}
+	}
+	switch {
+	case len(unserved) > 0 && !served:
+		c.warn(fmt.Sprintf("answered CORS on %s, whose only path matches are %s", label, strings.Join(unserved, ", ")),
+			"serves nothing for them (an Exact or RegularExpression path has no prefix form it could serve without widening): the policy is written but covers nothing there",
+			"write PathPrefix matches in the rule where the subpaths belong to it")
+	case len(unserved) > 0:
+		c.warn(fmt.Sprintf("answered CORS on %s for the path matches %s too", label, strings.Join(unserved, ", ")),
+			"serves only the rule's PathPrefix matches, not these", "write PathPrefix matches where the subpaths belong to the rule")
+	}
 }
 
 func (c *conv) gatewayCORS(cf map[string]any) {
 	credentials, _ := cf["allowCredentials"].(bool)
 	anyOrigin := false
+	var anyHost []string // the regexes for "https://*": not registrable holes but any origin of the scheme
 	for _, v := range strList(cf, "allowOrigins") {
 		switch {
 		case v == "*":
@@ -87,7 +159,16 @@ func (c *conv) gatewayCORS(cf map[string]any) {
 			// "https://*", "http://*:8080": any host of the scheme (and port).
 			scheme, rest, _ := strings.Cut(v, "://*")
 			rx := regexp.QuoteMeta(strings.ToLower(scheme)+"://") + `[a-z0-9.-]+` + regexp.QuoteMeta(rest)
-			c.warn(fmt.Sprintf("allowed %q, any host of the scheme", v), fmt.Sprintf("has no such wildcard and matches the regex %q", rx), "")
+			if credentials {
+				c.risk(AnyOriginWithCredentials, Critical, c.field+".allowOrigins",
+					fmt.Sprintf("echoed every %s origin with Access-Control-Allow-Credentials: true (%q with allowCredentials)", scheme, v),
+					"any page on the web served over "+scheme+" can read this route's responses with the visiting user's cookies",
+					fmt.Sprintf("has no such wildcard and matches the regex %q, which it refuses with credentials (credentials are withdrawn)", rx),
+					"list the origins that may send credentials")
+			} else {
+				c.warn(fmt.Sprintf("allowed %q, any host of the scheme", v), fmt.Sprintf("has no such wildcard and matches the regex %q", rx), "")
+			}
+			anyHost = append(anyHost, rx)
 			c.spec.AllowOriginRegexes = addUnique(c.spec.AllowOriginRegexes, rx)
 		default:
 			if o := c.normOrigin(v, true, "the Gateway API"); o != "" {
@@ -96,15 +177,29 @@ func (c *conv) gatewayCORS(cf map[string]any) {
 		}
 	}
 	if anyOrigin {
-		c.anyOrigin(credentials, `echoed every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials, as the Gateway API specifies it)`)
+		c.anyOrigin(credentials, true, c.field+".allowOrigins", `echoed every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials, as the Gateway API specifies it)`)
 	} else {
 		c.spec.AllowCredentials = credentials
+		var rxs []string
+		for _, rx := range c.spec.AllowOriginRegexes {
+			if !slicesContains(anyHost, rx) {
+				rxs = append(rxs, rx)
+			}
+		}
+		c.originRisks(c.field+".allowOrigins", c.spec.AllowOrigins, rxs, credentials)
+	}
+	if !anyOrigin || credentials {
+		c.varies(c.field+".allowOrigins", "the gateway")
 	}
 	c.spec.AllowMethods = c.methods(strList(cf, "allowMethods"), "the route")
+	if slicesContains(c.spec.AllowMethods, "*") && credentials {
+		c.risk(EchoWithCredentials, Low, c.field+".allowMethods", `allowed the methods "*" with credentials, which the Gateway API answers by echoing the requested method`,
+			"a page of an allowed origin (or a script injected into one) may send any method with the user's cookies",
+			`echoes any method too ("*" with credentials)`, "list the methods the application serves")
+	}
 	hs := c.headers(strList(cf, "allowHeaders"))
 	if slicesContains(hs, "*") {
-		c.warn(`allowed the request headers "*", which Envoy-based gateways answer by echoing every requested header, Authorization included`,
-			`allows every header except Authorization, as the Fetch standard reads "*"`, `write allowHeaders: ["*", "authorization"] if requests send Authorization`)
+		c.echoHeaders(credentials, c.field+".allowHeaders", `allowed the request headers "*", which Envoy-based gateways answer by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
 	c.spec.AllowHeaders = hs
@@ -128,18 +223,23 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 		return nil, nil
 	}
 	c := newConv(o, o.name())
+	c.field = "spec.cors"
 	targets := list(o.Doc, "spec", "targetRefs")
 	if t := get(o.Doc, "spec", "targetRef"); t != nil && len(targets) == 0 {
 		targets = []any{t} // the deprecated singular form
 	}
+	// A target the import cannot write is an error, but only after the cors
+	// block is read: its warnings (audit's findings) hold either way.
+	var targetErr error
 	if len(targets) == 0 {
-		return []*conv{c}, errors.New("it names no targetRefs (targetSelectors cannot be imported): write the CorsPolicy's targetRefs by hand")
+		targetErr = errors.New("it names no targetRefs (targetSelectors cannot be imported): write the CorsPolicy's targetRefs by hand")
 	}
 	for _, t := range targets {
 		kind, _ := get(t, "kind").(string)
 		name, _ := get(t, "name").(string)
 		if kind != v1alpha1.KindGateway && kind != v1alpha1.KindHTTPRoute {
-			return []*conv{c}, fmt.Errorf("it targets the %s %q: a CorsPolicy attaches to Gateways and HTTPRoutes only", kind, name)
+			targetErr = fmt.Errorf("it targets the %s %q: a CorsPolicy attaches to Gateways and HTTPRoutes only", kind, name)
+			break
 		}
 		ref := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
 			Group: v1alpha1.GatewayGroup, Kind: gwapiv1.Kind(kind), Name: gwapiv1.ObjectName(name)}}
@@ -181,10 +281,12 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 		}
 	}
 	if anyOrigin {
-		c.anyOrigin(credentials, `reflected every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials)`)
+		c.anyOrigin(credentials, true, "spec.cors.allowOrigins", `reflected every origin with Access-Control-Allow-Credentials: true ("*" with allowCredentials)`)
 	} else {
 		c.spec.AllowCredentials = credentials
+		c.originRisks("spec.cors.allowOrigins", c.spec.AllowOrigins, c.spec.AllowOriginRegexes, credentials)
 	}
+	c.varies("spec.cors.allowOrigins", "Envoy (Envoy Gateway)")
 	ms := c.methods(strList(cf, "allowMethods"), "Envoy Gateway")
 	if slicesContains(ms, "*") && len(ms) > 1 {
 		c.warn(`listed "*" among other methods, which Envoy Gateway reads as "*" alone`, `allows every method with "*"`, "")
@@ -193,8 +295,7 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 	c.spec.AllowMethods = ms
 	hs := c.headers(strList(cf, "allowHeaders"))
 	if slicesContains(hs, "*") {
-		c.warn(`allowed the request headers "*" (alone or among others), which Envoy answers by echoing every requested header, Authorization included`,
-			`allows every header except Authorization, as the Fetch standard reads "*"`, `write allowHeaders: ["*", "authorization"] if requests send Authorization`)
+		c.echoHeaders(credentials, "spec.cors.allowHeaders", `allowed the request headers "*" (alone or among others), which Envoy answers by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
 	c.spec.AllowHeaders = hs
@@ -208,5 +309,5 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 			c.setMaxAge(int64(d/time.Second), "maxAge "+s)
 		}
 	}
-	return []*conv{c}, nil
+	return []*conv{c}, targetErr
 }

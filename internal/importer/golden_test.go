@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,6 +93,33 @@ func TestGolden(t *testing.T) {
 			if rep.Errors > 0 || rep.Policies != len(res.Policies) {
 				t.Errorf("imported policies fail lint (%d of %d read): %+v", rep.Policies, len(res.Policies), rep.Problems)
 			}
+			lintStrictExplained(t, res, rep)
 		})
+	}
+}
+
+// lintStrictExplained: import's own output passes lint --strict, unless an
+// import warning says why not: each lint warning must be a risk the import
+// kept and reported, with the class that names it, for the same source.
+func lintStrictExplained(t *testing.T, res *importer.Result, rep *lint.Report) {
+	t.Helper()
+	source := map[string]string{}
+	for _, p := range res.Policies {
+		source[p.Policy.Namespace+"/"+p.Policy.Name] = p.Source
+	}
+	for _, p := range rep.Problems {
+		if p.Severity != lint.Warning {
+			continue
+		}
+		var class importer.Class
+		switch {
+		case strings.Contains(p.Message, "plain http with allowCredentials"):
+			class = importer.HTTPOriginWithCredentials
+		case strings.Contains(p.Message, `"null" is sent by sandboxed`):
+			class = importer.NullOrigin
+		}
+		if class == "" || !slices.ContainsFunc(res.Warnings, func(w importer.Warning) bool { return w.Class == class && w.Source == source[p.Object] }) {
+			t.Errorf("lint --strict fails the imported %s (%s: %s) and no import warning says why", p.Object, p.Field, p.Message)
+		}
 	}
 }

@@ -62,21 +62,50 @@ type Policy struct {
 	Policy v1alpha1.CorsPolicy
 }
 
-// Warning is one semantic difference.
+// Warning is one semantic difference. A warning with a Class is also a
+// finding of `corsgate audit`: the source object has that hole (or is broken
+// that way), Attack says what an attacker's page gains, and Severity ranks it.
 type Warning struct {
 	// Source names the object, e.g. "Ingress shop/web".
 	Source string `json:"source"`
+	// Rule names the route or rule within it ("http[1] \"ratings\"",
+	// "rules[0]"), when the object has several.
+	Rule string `json:"rule,omitempty"`
+	// Field is where in the source object the setting is, when known.
+	Field string `json:"field,omitempty"`
+	// Class and Severity are set on the warnings that are findings.
+	Class    Class    `json:"class,omitempty"`
+	Severity Severity `json:"severity,omitempty"`
+	Attack   string   `json:"attack,omitempty"`
 	// Old is what the old system did, New what corsgate will do, Instead
 	// what to write if the old behaviour was intended ("" when corsgate
-	// cannot express it, which Old and New then say).
+	// cannot express it, which Old and New then say). On a finding, Instead
+	// is the fix to the source object.
 	Old     string `json:"old"`
 	New     string `json:"new"`
 	Instead string `json:"instead,omitempty"`
 }
 
+// Where is the object and, when there is one, its route or rule.
+func (w Warning) Where() string {
+	if w.Rule == "" {
+		return w.Source
+	}
+	return w.Source + " " + w.Rule
+}
+
 func (w Warning) String() string {
-	s := fmt.Sprintf("%s: %s; corsgate %s", w.Source, w.Old, w.New)
-	if w.Instead != "" {
+	s := w.Where() + ": "
+	if w.Class != "" {
+		s += "[" + string(w.Class) + "] "
+	}
+	s += fmt.Sprintf("%s; corsgate %s", w.Old, w.New)
+	switch {
+	case w.Instead == "":
+	case w.Class != "":
+		// A hole is not what anyone intended: Instead is its fix.
+		s += "; fix: " + w.Instead
+	default:
 		s += "; if that was intended, " + w.Instead
 	}
 	return s
@@ -97,21 +126,31 @@ type Result struct {
 // objects of their own.
 func Read(r io.Reader, file string) ([]Object, error) {
 	var out []Object
+	err := ReadEach(r, file, func(o Object) { out = append(out, o) })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReadEach is Read, one object at a time: a caller that keeps only what it
+// derives from each object holds one document in memory, not the file.
+func ReadEach(r io.Reader, file string, each func(Object)) error {
 	yr := yaml.NewYAMLReader(bufio.NewReader(r))
 	for n := 1; ; n++ {
 		doc, err := yr.Read()
 		if err == io.EOF {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", file, n, err)
+			return fmt.Errorf("%s: document %d: %w", file, n, err)
 		}
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
 		var m map[string]any
 		if err := sigsyaml.Unmarshal(doc, &m); err != nil {
-			return nil, fmt.Errorf("%s: document %d is not valid YAML: %w", file, n, err)
+			return fmt.Errorf("%s: document %d is not valid YAML: %w", file, n, err)
 		}
 		if m == nil {
 			continue
@@ -120,12 +159,12 @@ func Read(r io.Reader, file string) ([]Object, error) {
 			items, _ := m["items"].([]any)
 			for _, it := range items {
 				if im, ok := it.(map[string]any); ok {
-					out = append(out, Object{File: file, Doc: im})
+					each(Object{File: file, Doc: im})
 				}
 			}
 			continue
 		}
-		out = append(out, Object{File: file, Doc: m})
+		each(Object{File: file, Doc: m})
 	}
 }
 
@@ -173,6 +212,12 @@ func Import(objs []Object) *Result {
 				res.Errors = append(res.Errors, fmt.Errorf("%s (%s): %w", o.Ref(), o.File, err))
 				continue
 			}
+			if n := dnsName(p.Name); n != p.Name {
+				res.Warnings = append(res.Warnings, Warning{Source: c.src, Rule: c.rule,
+					Old: fmt.Sprintf("is named %q here, which is not a valid object name (lower-case letters, digits, '-' and '.')", p.Name),
+					New: fmt.Sprintf("names the policy %q", n), Instead: "rename the policy (metadata.name) as you like"})
+				p.Name = n
+			}
 			key := p.Namespace + "/" + p.Name
 			if names[key] {
 				p.Name += "-" + strings.ToLower(o.kind())
@@ -189,9 +234,36 @@ func Import(objs []Object) *Result {
 	return res
 }
 
+// dnsName makes name a valid object name (a DNS-1123 subdomain, as the API
+// server requires): lower case, every other character a '-', no '-' or '.'
+// at either end, at most 253 characters.
+func dnsName(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.':
+			b.WriteRune(r)
+		default:
+			if s := b.String(); !strings.HasSuffix(s, "-") {
+				b.WriteByte('-')
+			}
+		}
+	}
+	n := strings.Trim(b.String(), "-.")
+	if len(n) > 253 {
+		n = strings.Trim(n[:253], "-.")
+	}
+	if n == "" {
+		n = "imported"
+	}
+	return n
+}
+
 // conv is one policy under construction.
 type conv struct {
 	src      string
+	rule     string // the route or rule, for warnings (Warning.Rule)
+	field    string // the source's CORS block, for findings (Warning.Field)
 	name, ns string
 	spec     v1alpha1.CorsPolicySpec
 	warnings []Warning
@@ -206,7 +278,7 @@ func newConv(o Object, name string) *conv {
 }
 
 func (c *conv) warn(old, new, instead string) {
-	w := Warning{Source: c.src, Old: old, New: new, Instead: instead}
+	w := Warning{Source: c.src, Rule: c.rule, Old: old, New: new, Instead: instead}
 	if c.seenWarns[w.String()] {
 		return
 	}
@@ -242,11 +314,11 @@ func (c *conv) finish() (*v1alpha1.CorsPolicy, error) {
 		case p.Spec.AllowCredentials && strings.Contains(strings.ToLower(fe.Message), "credentials") &&
 			(strings.HasPrefix(field, "spec.allowOrigin")):
 			p.Spec.AllowCredentials = false
-			c.late = append(c.late, Warning{Source: c.src, Old: fmt.Sprintf("allowed credentials together with %s %q", field, fe.Value),
+			c.late = append(c.late, Warning{Source: c.src, Rule: c.rule, Old: fmt.Sprintf("allowed credentials together with %s %q", field, fe.Value),
 				New:     "refuses that combination (" + compile.Message(err) + "), so the policy is imported without allowCredentials",
 				Instead: "list the origins that may send credentials in allowOrigins and set allowCredentials: true"})
 		case idx >= 0 && removeAt(&p.Spec, field, idx):
-			c.late = append(c.late, Warning{Source: c.src, Old: fmt.Sprintf("accepted %s %q", field, fe.Value),
+			c.late = append(c.late, Warning{Source: c.src, Rule: c.rule, Old: fmt.Sprintf("accepted %s %q", field, fe.Value),
 				New:     "refuses it (" + fe.Message + ") and it is left out",
 				Instead: "write it as the message says"})
 		default:
@@ -326,14 +398,16 @@ func addUnique(l []string, v string) []string {
 	return append(l, v)
 }
 
-// maxAgeCap is corsgate's largest maxAge (the CRD's bound, Firefox's cap).
-const maxAgeCap = 86400
+// maxAgeCap is the largest maxAge the import writes: Chromium's cap, above
+// which corsgate lint warns (and lint --strict fails). The CRD allows up to
+// 86400 (Firefox's cap); a shorter cache only means more preflights.
+const maxAgeCap = 7200
 
 func (c *conv) setMaxAge(seconds int64, what string) {
 	if seconds > maxAgeCap {
 		c.warn(fmt.Sprintf("sent Access-Control-Max-Age: %d (%s)", seconds, what),
-			fmt.Sprintf("allows at most %d (browsers cap it anyway: Chromium at 7200, Firefox at 86400), so maxAge is %d", maxAgeCap, maxAgeCap),
-			"nothing more can be written: no browser caches a preflight longer")
+			fmt.Sprintf("writes maxAge: %d, Chromium's cap (Firefox caches up to 86400 s; corsgate lint warns above %d), so browsers ask again sooner", maxAgeCap, maxAgeCap),
+			"write a maxAge up to 86400 and accept lint's warning if Firefox should cache longer")
 		seconds = maxAgeCap
 	}
 	v := int32(seconds)
@@ -353,6 +427,15 @@ func (c *conv) methods(ms []string, system string) []string {
 		case "CONNECT", "TRACE", "TRACK":
 			c.warn(fmt.Sprintf("%s listed the method %s", system, m), "refuses it (browsers never send it: a forbidden method) and it is left out", "")
 			continue
+		case "DELETE", "GET", "HEAD", "POST", "PUT":
+			if m != strings.ToUpper(m) {
+				// Browsers upper-case these methods (Fetch "normalize") and
+				// compare the preflight answer case-sensitively, so the
+				// lower-case spelling never allowed anything.
+				c.warn(fmt.Sprintf("%s listed the method %q, which never matched: browsers send %q and compare the answer case-sensitively", system, m, strings.ToUpper(m)),
+					"leaves it out", fmt.Sprintf("write %q", strings.ToUpper(m)))
+				continue
+			}
 		case "OPTIONS":
 			c.warn(fmt.Sprintf("%s listed OPTIONS among the allowed methods", system),
 				"answers preflights (which are OPTIONS requests) without it, so it is left out",
@@ -404,16 +487,40 @@ func (c *conv) normOrigin(o string, foldCase bool, system string) string {
 }
 
 // anyOrigin sets "*", withdrawing credentials with a warning when the source
-// combined them (which browsers refuse, or which reflects every origin with
-// credentials).
-func (c *conv) anyOrigin(credentials bool, old string) {
+// combined them. reflected says what the source did with that combination:
+// reflected every origin with credentials (Envoy-based systems, the Gateway
+// API: the worst hole there is) or sent "*" literally, which browsers refuse
+// for credentialed requests (ingress-nginx: broken, not open).
+func (c *conv) anyOrigin(credentials, reflected bool, field, old string) {
 	c.spec.AllowOrigins = []string{"*"}
 	c.spec.AllowOriginRegexes = nil
-	if credentials {
-		c.spec.AllowCredentials = false
-		c.warn(old, `refuses "*" with credentials, so the policy allows every origin without allowCredentials`,
-			"list the origins that may send credentials in allowOrigins and set allowCredentials: true")
+	if !credentials {
+		return
 	}
+	c.spec.AllowCredentials = false
+	const instead = "list the origins that may send credentials in allowOrigins and set allowCredentials: true"
+	const new = `refuses "*" with credentials, so the policy allows every origin without allowCredentials`
+	if reflected {
+		c.risk(AnyOriginWithCredentials, Critical, field, old,
+			"any page on the web can read this API's responses with the visiting user's cookies: their data, as they see it",
+			new, instead)
+		return
+	}
+	c.risk(WildcardWithCredentials, Info, field, old,
+		"nothing: browsers refuse a credentialed response with Access-Control-Allow-Origin: *, so this is broken, not open (pages without cookies read it, as with any \"*\")",
+		new, instead)
+}
+
+// varies reports that the source reflected the request's origin without
+// Vary: Origin (none of the systems import reads sends it).
+func (c *conv) varies(field, system string) {
+	old := system + " answered with the request's origin in Access-Control-Allow-Origin and sent no Vary: Origin"
+	if system == "the gateway" {
+		old = "the Gateway API has the gateway answer with the request's origin and does not require Vary: Origin (Envoy-based gateways send none)"
+	}
+	c.risk(VaryOriginMissing, Info, field, old,
+		"nothing to read: a browser or shared cache that stored one origin's answer hands it to another origin (or a request without Origin), whose request then fails: broken, not open",
+		"sends Vary: Origin on every answer that depends on the origin", "")
 }
 
 // prefixOfPath is the literal part of a regex path, up to its first

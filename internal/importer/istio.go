@@ -18,6 +18,8 @@ func importVirtualService(o Object) ([]*conv, error) {
 		cp     map[string]any
 		routes []map[string]any
 		label  string
+		rule   string // "http[0]" or `http[0] "name"`, for warnings
+		field  string
 	}
 	var groups []*group
 	for i, r := range routes {
@@ -35,10 +37,13 @@ func importVirtualService(o Object) ([]*conv, error) {
 		}
 		if g == nil {
 			label, _ := rm["name"].(string)
+			rule := fmt.Sprintf("http[%d]", i)
 			if label == "" {
 				label = fmt.Sprint(i)
+			} else {
+				rule += fmt.Sprintf(" %q", label)
 			}
-			g = &group{cp: cp, label: label}
+			g = &group{cp: cp, label: label, rule: rule, field: fmt.Sprintf("spec.http[%d].corsPolicy", i)}
 			groups = append(groups, g)
 		}
 		g.routes = append(g.routes, rm)
@@ -47,9 +52,16 @@ func importVirtualService(o Object) ([]*conv, error) {
 	for _, g := range groups {
 		name := o.name()
 		if len(groups) > 1 {
-			name += "-" + strings.ToLower(g.label)
+			name += "-" + g.label
 		}
 		c := newConv(o, name)
+		if len(routes) > 1 {
+			c.rule = g.rule
+			if len(g.routes) > 1 {
+				c.rule += fmt.Sprintf(" (and %d more with the same corsPolicy)", len(g.routes)-1)
+			}
+		}
+		c.field = g.field
 		c.istioCORS(g.cp)
 		c.istioScope(o, g.routes, len(routes))
 		out = append(out, c)
@@ -90,7 +102,7 @@ func (c *conv) istioCORS(cp map[string]any) {
 				allOrigins = true
 				continue
 			}
-			c.istioPrefix(v)
+			c.istioPrefix(v, credentials)
 		case mm["regex"] != nil:
 			v, _ := mm["regex"].(string)
 			if rx, err := regexp.Compile("^(?:" + v + ")$"); err == nil && rx.MatchString("*") {
@@ -104,18 +116,19 @@ func (c *conv) istioCORS(cp map[string]any) {
 		}
 	}
 	if allOrigins {
-		c.anyOrigin(credentials, "reflected every origin with Access-Control-Allow-Credentials: true (an allow-all origin matcher with allowCredentials)")
+		c.anyOrigin(credentials, true, c.field+".allowOrigins", "reflected every origin with Access-Control-Allow-Credentials: true (an allow-all origin matcher with allowCredentials)")
 	} else {
 		c.spec.AllowCredentials = credentials
+		c.originRisks(c.field+".allowOrigins", c.spec.AllowOrigins, c.spec.AllowOriginRegexes, credentials)
 	}
+	c.varies(c.field+".allowOrigins", "Envoy (Istio)")
 	c.spec.AllowMethods = c.methods(strList(cp, "allowMethods"), "Istio")
 	if slicesContains(c.spec.AllowMethods, "*") && len(c.spec.AllowMethods) > 1 {
 		c.spec.AllowMethods = []string{"*"}
 	}
 	hs := c.headers(strList(cp, "allowHeaders"))
 	if slicesContains(hs, "*") {
-		c.warn(`allowed the request headers "*", which Envoy answers by echoing every requested header, Authorization included`,
-			`allows every header except Authorization, as the Fetch standard reads "*"`, `write allowHeaders: ["*", "authorization"] if requests send Authorization`)
+		c.echoHeaders(credentials, c.field+".allowHeaders", `allowed the request headers "*", which Envoy answers by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
 	c.spec.AllowHeaders = hs
@@ -135,9 +148,18 @@ func (c *conv) istioCORS(cp map[string]any) {
 		// without Access-Control-Allow-Origin): corsgate's Reject has the
 		// same browser outcome.
 	default:
-		c.warn("passed preflights from origins it did not allow to the upstream (unmatchedPreflights unset or FORWARD)",
+		if allOrigins {
+			// Every origin matches, so no preflight is ever "unmatched":
+			// nothing reached the upstream that way.
+			c.warn("answered every preflight itself (every origin matches), never checking the requested method or headers",
+				"checks the method and headers of each preflight and answers 403 for one it does not allow", "list every method and header the pages send")
+			break
+		}
+		c.risk(PreflightForwarded, Low, c.field+".unmatchedPreflights",
+			"passed preflights from origins it did not allow to the upstream (unmatchedPreflights unset or FORWARD)",
+			"the upstream's own CORS answer, if it has one, decides for every unlisted origin: an attacker's page gets whatever the upstream grants (nothing, if it sends no CORS headers)",
 			"answers them 403 at the edge (unmatchedPreflight: Reject), and checks the method and headers of each preflight, which Envoy never did",
-			"write unmatchedPreflight: Forward if the upstream answers those preflights itself (corsgate then forwards those failing on method or headers too)")
+			"set unmatchedPreflights: IGNORE; in corsgate, write unmatchedPreflight: Forward only if the upstream answers those preflights itself (corsgate then forwards those failing on method or headers too)")
 	}
 }
 
@@ -145,17 +167,52 @@ func (c *conv) istioCORS(cp map[string]any) {
 // scheme://host also matched longer hosts (https://app.example.com.evil.test)
 // and any port: the import keeps the origin exactly. Any other prefix
 // becomes an anchored regex.
-func (c *conv) istioPrefix(v string) {
+func (c *conv) istioPrefix(v string, credentials bool) {
+	rx := regexp.QuoteMeta(v) + ".*"
+	field := c.field + ".allowOrigins"
+	sev := Low
+	if credentials {
+		sev = High
+	}
+	hole := RegistrableHole(rx)
 	if _, _, err := cors.Compile(cors.Config{AllowOrigins: []string{v}}); err == nil && v == strings.ToLower(v) {
-		c.warn(fmt.Sprintf("matched origins by the prefix %q, so %q and other ports matched too", v, v+".evil.example"),
-			fmt.Sprintf("allows exactly %q", v), fmt.Sprintf(`add allowOriginRegexes ["%s(:[0-9]+)?"] if other ports were meant`, regexp.QuoteMeta(v)))
+		old := fmt.Sprintf("matched origins by the prefix %q, so %q and other ports matched too", v, v+".evil.example")
+		new := fmt.Sprintf("allows exactly %q", v)
+		instead := fmt.Sprintf(`add allowOriginRegexes ["%s(:[0-9]+)?"] if other ports were meant`, regexp.QuoteMeta(v))
+		if hole != "" {
+			c.risk(RegistrableOrigin, sev, field, old,
+				fmt.Sprintf("whoever registers a domain like %s can read %s", hole, readWhat(credentials)), new,
+				fmt.Sprintf("write {exact: %q} in the VirtualService; %s", v, instead))
+		} else {
+			c.warn(old, new, instead)
+		}
 		c.spec.AllowOrigins = addUnique(c.spec.AllowOrigins, v)
 		return
 	}
-	rx := regexp.QuoteMeta(v) + ".*"
-	c.warn(fmt.Sprintf("matched origins by the plain prefix %q", v),
-		fmt.Sprintf("matches the anchored regex %q, which anyone who registers a matching domain passes", rx), "list the origins in allowOrigins instead")
+	old := fmt.Sprintf("matched origins by the plain prefix %q", v)
+	new := fmt.Sprintf("matches the anchored regex %q, which anyone who registers a matching domain passes", rx)
+	if hole != "" {
+		c.risk(RegistrableOrigin, sev, field, old+fmt.Sprintf(", so %q matched too", hole),
+			fmt.Sprintf("whoever registers a domain like %s can read %s", hole, readWhat(credentials)), new,
+			"list the origins with exact matchers (and in allowOrigins) instead")
+	} else {
+		c.warn(old, new, "list the origins in allowOrigins instead")
+	}
 	c.spec.AllowOriginRegexes = addUnique(c.spec.AllowOriginRegexes, rx)
+}
+
+// echoHeaders reports a "*" header list that the source answered by echoing
+// every requested header.
+func (c *conv) echoHeaders(credentials bool, field, old string) {
+	const new = `allows every header except Authorization, as the Fetch standard reads "*"`
+	const instead = `write allowHeaders: ["*", "authorization"] if requests send Authorization`
+	if !credentials {
+		c.warn(old, new, instead)
+		return
+	}
+	c.risk(EchoWithCredentials, Low, field, old+", with credentials",
+		"a page of an allowed origin (or a script injected into one) may send any header, Authorization included, with the user's cookies; the preflight no longer limits what trusted origins send",
+		new, "list the headers the application reads")
 }
 
 func (c *conv) istioScope(o Object, routes []map[string]any, nRoutes int) {
@@ -216,6 +273,13 @@ paths:
 			}
 		}
 		for k := range mapOf(get(r, "headers", "response", "set")) {
+			if strings.EqualFold(k, "access-control-allow-private-network") {
+				c.risk(PrivateNetwork, Medium, "headers.response.set",
+					fmt.Sprintf("set %s on every response (headers.response.set)", k),
+					"pages on the public internet may reach this service inside the private network (Private Network Access); with an allow-all origin matcher, any page",
+					"removes every upstream and route Access-Control-* header under an enforcing policy and answers Private Network Access preflights only with allowPrivateNetwork: true", "remove the header from the VirtualService")
+				continue
+			}
 			if strings.HasPrefix(strings.ToLower(k), "access-control-") {
 				c.warn(fmt.Sprintf("set %s on every response (headers.response.set)", k),
 					"removes every upstream and route Access-Control-* header under an enforcing policy and sets its own", "remove the header from the VirtualService")

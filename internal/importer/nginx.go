@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -75,8 +76,15 @@ func importIngress(o Object) ([]*conv, error) {
 	value := strings.ReplaceAll(raw, " ", "")
 	star := !originsSet || value == ""
 	if !star && !nginxOriginsRe.MatchString(value) {
-		c.warn(fmt.Sprintf("could not parse cors-allow-origin %q as a whole and so served Access-Control-Allow-Origin: * (its fallback for an invalid value)", raw),
-			"allows only the entries it can read, the stricter choice", `write allowOrigins: ["*"] (without allowCredentials) if any origin was meant`)
+		old := fmt.Sprintf("could not parse cors-allow-origin %q as a whole and so served Access-Control-Allow-Origin: * (its fallback for an invalid value)", raw)
+		const new = "allows only the entries it can read, the stricter choice"
+		const instead = `write allowOrigins: ["*"] (without allowCredentials) if any origin was meant`
+		if credentials {
+			c.risk(WildcardWithCredentials, Info, nginxField("cors-allow-origin"), old+" with Access-Control-Allow-Credentials: true",
+				"nothing: browsers refuse a credentialed response with Access-Control-Allow-Origin: *, so credentialed requests fail: broken, not open", new, instead)
+		} else {
+			c.warn(old, new, instead)
+		}
 	}
 	if !star {
 		for _, e := range strings.Split(value, ",") {
@@ -99,7 +107,7 @@ func importIngress(o Object) ([]*conv, error) {
 		if originsSet && value != "" {
 			old = "sent Access-Control-Allow-Origin: * with Access-Control-Allow-Credentials: true, so browsers refused every credentialed request"
 		}
-		c.anyOrigin(credentials, old)
+		c.anyOrigin(credentials, false, nginxField("cors-allow-origin"), old)
 	} else {
 		c.spec.AllowCredentials = credentials
 		if credentials && !credsSet && (len(c.spec.AllowOrigins) > 0 || len(c.spec.AllowOriginRegexes) > 0) {
@@ -174,11 +182,32 @@ func importIngress(o Object) ([]*conv, error) {
 	}
 	c.setMaxAge(maxAge, what)
 
-	c.warn("answered every OPTIONS request from an allowed origin with 204 at the edge, whatever method and headers it asked for, and passed preflights from other origins to the backend",
-		"checks the method and headers of each preflight and answers 403 for one it does not allow (unmatchedPreflight: Reject); OPTIONS without Access-Control-Request-Method goes to the backend",
-		"write unmatchedPreflight: Forward if the backend answers the preflights corsgate does not allow")
+	const checks = "checks the method and headers of each preflight and answers 403 for one it does not allow (unmatchedPreflight: Reject); OPTIONS without Access-Control-Request-Method goes to the backend"
+	if star {
+		// With "*" every origin is allowed, so nginx answers every OPTIONS
+		// itself: no preflight ever reached the backend.
+		c.warn("answered every OPTIONS request with 204 at the edge, whatever method and headers it asked for (with \"*\" no preflight reached the backend)",
+			checks, "write unmatchedPreflight: Forward if the backend must see the preflights corsgate does not allow")
+	} else {
+		c.warn("answered every OPTIONS request from an allowed origin with 204 at the edge, whatever method and headers it asked for", checks,
+			"write unmatchedPreflight: Forward if the backend answers the preflights corsgate does not allow")
+		c.risk(PreflightForwarded, Low, nginxField("cors-allow-origin"),
+			"passed preflights from origins it did not list to the backend, and any Access-Control-* headers the backend answered with to the browser",
+			"the backend's own CORS answer, if it has one, decides for every unlisted origin: an attacker's page gets whatever the backend grants (nothing, if it sends no CORS headers)",
+			"answers them 403 at the edge (unmatchedPreflight: Reject)", "make sure the backend sends no Access-Control-* headers of its own")
+		c.varies(nginxField("cors-allow-origin"), "ingress-nginx")
+	}
+	c.originRisks(nginxField("cors-allow-origin"), c.spec.AllowOrigins, c.spec.AllowOriginRegexes, c.spec.AllowCredentials)
+	if snip := ann["configuration-snippet"]; strings.Contains(strings.ToLower(snip), "access-control-allow-private-network") {
+		c.risk(PrivateNetwork, Medium, nginxField("configuration-snippet"),
+			"sent Access-Control-Allow-Private-Network from a configuration-snippet",
+			"pages of the allowed origins, on the public internet, may reach this service inside the private network (Private Network Access)",
+			"answers Private Network Access preflights only with allowPrivateNetwork: true, which the import does not set", "remove the header from the snippet unless public pages must reach the service")
+	}
 
-	c.nginxScope(o, ann)
+	if err := c.nginxScope(o, ann); err != nil {
+		return []*conv{c}, err
+	}
 	return []*conv{c}, nil
 }
 
@@ -188,12 +217,16 @@ func importIngress(o Object) ([]*conv, error) {
 func (c *conv) nginxOrigin(e string, credentials bool) {
 	if e == "null" {
 		if credentials {
-			c.warn(`allowed the origin "null" (with credentials), matched as a suffix, so any origin ending in "null" (http://devnull) matched too`,
-				`never allows "null" with credentials (any sandboxed iframe sends it), so it is left out`, `allow "null" only in a policy without allowCredentials`)
+			c.risk(NullOrigin, Critical, nginxField("cors-allow-origin"),
+				`allowed the origin "null" (with credentials), matched as a suffix, so any origin ending in "null" (http://devnull) matched too`,
+				"any page can send Origin: null from a sandboxed iframe and read the responses with the user's cookies",
+				`never allows "null" with credentials (any sandboxed iframe sends it), so it is left out`, `remove "null" from cors-allow-origin`)
 			return
 		}
-		c.warn(`allowed the origin "null", matched as a suffix, so any origin ending in "null" (http://devnull) matched too`,
-			`allows exactly "null" (with a warning: any sandboxed iframe or file sends it)`, "")
+		c.risk(NullOrigin, Low, nginxField("cors-allow-origin"),
+			`allowed the origin "null", matched as a suffix, so any origin ending in "null" (http://devnull) matched too`,
+			"any page can send Origin: null from a sandboxed iframe and read the responses without cookies (as with \"*\")",
+			`allows exactly "null" (with a warning: any sandboxed iframe or file sends it)`, `remove "null" from cors-allow-origin`)
 		c.spec.AllowOrigins = addUnique(c.spec.AllowOrigins, "null")
 		return
 	}
@@ -214,13 +247,21 @@ func (c *conv) nginxOrigin(e string, credentials bool) {
 }
 
 // nginxScope reads hosts and paths from the Ingress rules.
-func (c *conv) nginxScope(o Object, ann map[string]string) {
+func (c *conv) nginxScope(o Object, ann map[string]string) error {
 	rules := list(o.Doc, "spec", "rules")
 	if len(rules) == 0 {
 		if get(o.Doc, "spec", "defaultBackend") != nil {
+			if c.spec.AllowCredentials {
+				// A credentialed policy for every host would reach further
+				// than nginx's catch-all server (which only gets the hosts
+				// no other Ingress names): refuse rather than widen.
+				c.warn("has only a defaultBackend, so ingress-nginx applied the annotations, with credentials, to its catch-all server (the hosts no other Ingress names)",
+					"cannot select \"every host no other policy names\"; a policy for every host would send credentials for hosts nginx never did, so nothing is imported", "write a CorsPolicy with the hosts this traffic uses in hosts")
+				return errors.New("it has only a defaultBackend and allows credentials: a credentialed policy for every host would be looser than nginx's catch-all server; write the hosts by hand")
+			}
 			c.warn("has only a defaultBackend, so ingress-nginx applied the annotations to its catch-all server", "selects every host (hosts left empty)", "write the hosts this traffic uses in hosts")
 		}
-		return
+		return nil
 	}
 	regexPaths := ann["use-regex"] == "true" || ann["rewrite-target"] != ""
 	hostPaths := map[string]map[string]bool{}
@@ -283,6 +324,11 @@ func (c *conv) nginxScope(o Object, ann map[string]string) {
 		}
 	}
 	c.tidyScope()
+	return nil
+}
+
+func nginxField(annotation string) string {
+	return `metadata.annotations["` + nginxPrefix + annotation + `"]`
 }
 
 func boolKeys[V any](m map[string]V) map[string]bool {

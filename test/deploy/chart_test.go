@@ -93,6 +93,7 @@ var toggles = []toggle{
 		check: func(t *testing.T, r rendered) {
 			wantKinds := []string{
 				"ClusterRole//corsgate",
+				"ClusterRole//corsgate-auditor",
 				"ClusterRole//corsgate-corshostgrant-viewer",
 				"ClusterRole//corsgate-corspolicy-editor",
 				"ClusterRole//corsgate-corspolicy-viewer",
