@@ -47,7 +47,6 @@ func runLint(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	)
 	fs.StringVar(&output, "o", "text", "Output: text (one line per problem, for people and editors) or json (one object, for CI).")
 	fs.BoolVar(&strict, "strict", false, "Fail on warnings too.")
-	fs.Usage = func() { fmt.Fprint(stderr, lintUsage); fs.PrintDefaults() }
 	paths, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
