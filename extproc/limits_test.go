@@ -3,8 +3,8 @@ package extproc_test
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
