@@ -1,17 +1,14 @@
 package filesource
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -60,6 +57,10 @@ type Source struct {
 
 	mu     sync.Mutex
 	status Status
+	// unwatched, when not empty, is why changes cannot be watched now;
+	// watching is set once Watch has its watches in place.
+	unwatched string
+	watching  bool
 	// served maps each file to the policies of it that the current table
 	// serves, to name what a deletion dropped.
 	served map[string][]string
@@ -76,6 +77,11 @@ type Status struct {
 	Degraded string
 	// LastReload is when the last reload attempt ended.
 	LastReload time.Time
+	// Watching is true while Watch follows the path. It is false before
+	// Watch starts, and while the path cannot be watched (its folder is
+	// gone, the watch could not be set up): Degraded then says why, and the
+	// source keeps retrying.
+	Watching bool
 }
 
 // New returns a Source for path that swaps tables into store.
@@ -87,7 +93,15 @@ func New(path string, store *table.Store, log logr.Logger) *Source {
 func (s *Source) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.status
+	st := s.status
+	st.Watching = s.watching && s.unwatched == ""
+	if s.unwatched != "" {
+		if st.Degraded != "" {
+			st.Degraded += "; "
+		}
+		st.Degraded += s.unwatched
+	}
+	return st
 }
 
 func (s *Source) settle() time.Duration {
@@ -267,57 +281,4 @@ func servedElsewhere(next map[string][]string, key string) bool {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// Watch reloads on changes under the path until ctx ends. A reload waits for
-// the files to settle (Settle without any change), so that a file written in
-// several steps is read once, whole.
-func (s *Source) Watch(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	// Watch the folder, not the file: editors and ConfigMap mounts replace
-	// files by renaming, which would end a watch on the file itself.
-	dir := s.path
-	if !isDir(dir) {
-		dir = filepath.Dir(dir)
-	}
-	if err := w.Add(dir); err != nil {
-		return err
-	}
-	settle := s.settle()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-w.Events:
-			s.log.V(1).Info("policy file event", "event", ev.String())
-			timer.Reset(settle)
-		case err := <-w.Errors:
-			s.log.Error(err, "watching policy files")
-		case <-timer.C:
-			err := s.Load()
-			if errors.Is(err, errChanged) {
-				// Still being written: try again once it has settled.
-				s.log.V(1).Info("policy files changed while being read; reading them again once they settle")
-				timer.Reset(settle)
-				continue
-			}
-			if err != nil {
-				s.log.Error(err, "reloading policies; the last good policies keep serving")
-			}
-			if s.OnReload != nil {
-				s.OnReload(err)
-			}
-		}
-	}
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
