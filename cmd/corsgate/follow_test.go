@@ -85,3 +85,32 @@ func TestFileSourceFollowsThePathThroughTheBinary(t *testing.T) {
 		}
 	}
 }
+
+// A file of targetRefs policies serves nothing in file mode: the server
+// says so and refuses to start serving nothing; beside a hosts policy, it is
+// logged and reported as degraded.
+func TestTargetRefsInFilesThroughTheBinary(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(`apiVersion: policy.corsgate.io/v1alpha1
+kind: CorsPolicy
+metadata: {name: attached}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop}]
+  allowOrigins: [https://one.example]
+`), 0o644)
+	_, stderr, code := runBounded(t, binary, "--policies", dir, "--grpc-bind-address", freePort(t),
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+	if code == 0 || !strings.Contains(stderr, "policy not served") || !strings.Contains(stderr, "none serves a request") {
+		t.Errorf("a folder of targetRefs policies: exit %d; want a refusal that says they serve nothing:\n%s", code, stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte(fmt.Sprintf(policyDoc, "b", "b.example")), 0o644)
+	p := run(t, "--policies", dir)
+	p.waitLog(t, "policy not served", "default/attached")
+	if got := p.metric(t, "corsgate_policy_source_policies"); got != 1 {
+		t.Errorf("corsgate_policy_source_policies = %v, want 1 (the targetRefs policy serves nothing)", got)
+	}
+	if got := p.metric(t, "corsgate_policy_source_degraded"); got != 1 {
+		t.Errorf("corsgate_policy_source_degraded = %v, want 1", got)
+	}
+}

@@ -68,8 +68,9 @@ type Source struct {
 
 // Status is what the source last did, for metrics and readiness.
 type Status struct {
-	// Files and Policies count the policy files and CorsPolicy objects of the
-	// last read that was served.
+	// Files counts the policy files of the last read that was served, and
+	// Policies its CorsPolicy objects that serve requests (not those that
+	// serve nothing: targetRefs, claims all lost to other policies).
 	Files, Policies int
 	// Degraded is empty when the table served is what the source holds;
 	// otherwise it says why not (a reload refused, invalid policies keeping
@@ -167,8 +168,8 @@ func (s *Source) load() error {
 	for _, o := range objs {
 		served[o.File] = append(served[o.File], o.Policy.Namespace+"/"+o.Policy.Name)
 	}
-	var problems []string
-	t, _, err := s.pipeline.Publish(policies, func(_ *table.Table, results []compile.Result) error {
+	var problems, unserved []string
+	t, results, err := s.pipeline.Publish(policies, func(t *table.Table, results []compile.Result) error {
 		for i, r := range results {
 			for _, w := range r.Warnings {
 				s.log.Info("policy warning", "file", objs[i].File, "policy", r.Key(), "warning", w.String())
@@ -178,10 +179,33 @@ func (s *Source) load() error {
 			}
 			if r.Err != nil {
 				problems = append(problems, fmt.Sprintf("%s: CorsPolicy %s: %s", objs[i].File, r.Key(), compile.Message(r.Err)))
+				continue
+			}
+			// A valid policy that serves nothing: targetRefs, which only
+			// the Kubernetes mode resolves (every claim lost to other
+			// policies is a conflict, logged above).
+			for _, a := range r.Ancestors {
+				if a.Reason != "Accepted" && a.Message != "" {
+					s.log.Error(nil, "policy not served", "file", objs[i].File, "policy", r.Key(), "reason", a.Message)
+					unserved = append(unserved, fmt.Sprintf("%s: CorsPolicy %s: spec.targetRefs: %s", objs[i].File, r.Key(), a.Message))
+					break
+				}
 			}
 		}
 		if len(problems) > 0 && first {
 			return fmt.Errorf("invalid policies:\n  %s", strings.Join(problems, "\n  "))
+		}
+		// The empty-source rule counts what would be served, not objects
+		// read: a folder of targetRefs policies serves nothing.
+		if t.Len() == 0 && !s.AllowEmpty {
+			why := fmt.Errorf("--policies %s: %w that would be served: %d CorsPolicy objects read, none serves a request", s.path, ErrEmpty, len(objs))
+			if len(unserved) > 0 {
+				why = fmt.Errorf("%w (%s)", why, strings.Join(unserved, "; "))
+			}
+			if first {
+				return fmt.Errorf("%w; refusing to start with no policy: pass --allow-empty-policies if serving no policy is intended", why)
+			}
+			return s.refuse(fmt.Errorf("%w: if that is intended, restart with --allow-empty-policies", why))
 		}
 		s.logRemoved(served)
 		return nil
@@ -189,15 +213,24 @@ func (s *Source) load() error {
 	if err != nil {
 		return err
 	}
-	degraded := ""
+	var degraded []string
 	if len(problems) > 0 {
-		degraded = fmt.Sprintf("%d invalid policies keep serving their last valid spec (or nothing, if they never had one)", len(problems))
+		degraded = append(degraded, fmt.Sprintf("%d invalid policies keep serving their last valid spec (or nothing, if they never had one)", len(problems)))
 	}
-	s.setStatus(len(snap.files), len(objs), degraded, served)
+	if len(unserved) > 0 {
+		degraded = append(degraded, fmt.Sprintf("%d policies serve nothing (targetRefs, which files cannot resolve: write hosts and pathPrefixes)", len(unserved)))
+	}
+	serving := 0
+	for _, r := range results {
+		if r.Serving != compile.NotServed {
+			serving++
+		}
+	}
+	s.setStatus(len(snap.files), serving, strings.Join(degraded, "; "), served)
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid policies keep serving their last valid spec (or nothing, if they never had one):\n  %s", strings.Join(problems, "\n  "))
 	}
-	s.log.Info("policies loaded", "path", s.path, "files", len(snap.files), "policies", t.Len())
+	s.log.Info("policies loaded", "path", s.path, "files", len(snap.files), "policies", serving, "entries", t.Len())
 	return nil
 }
 

@@ -2,6 +2,7 @@ package filesource_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -161,5 +162,48 @@ func TestWatchSaysWhenItCannotWatch(t *testing.T) {
 	waitUntil(t, "the status clears", func() bool { return src.Status().Watching && src.Status().Degraded == "" })
 	if !logs.has("watching policy files again") {
 		t.Error("no log line says the watch is back")
+	}
+}
+
+const targetRefsPolicy = `apiVersion: policy.corsgate.io/v1alpha1
+kind: CorsPolicy
+metadata: {name: %s}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: shop}]
+  allowOrigins: [https://app.example.com]
+`
+
+// targetRefs policies serve nothing in files: each is reported, and the
+// empty-source rule counts what is served, not objects read.
+func TestTargetRefsInFilesAreReported(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", fmt.Sprintf(targetRefsPolicy, "attached"))
+	store := &table.Store{}
+	logs := &logLines{}
+	src := filesource.New(dir, store, logs.logger())
+	err := src.Load()
+	if !errors.Is(err, filesource.ErrEmpty) || !strings.Contains(err.Error(), "default/attached") || !strings.Contains(err.Error(), "write hosts and pathPrefixes") {
+		t.Fatalf("start-up with only a targetRefs policy: %v; want it refused, naming the policy and the fix", err)
+	}
+	if !logs.has("policy not served", "default/attached") {
+		t.Error("the targetRefs policy is not logged as not served")
+	}
+	write(t, dir, "b.yaml", fmt.Sprintf(onePolicy, "hosts", "b.example"))
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	st := src.Status()
+	if st.Policies != 1 || !strings.Contains(st.Degraded, "1 policies serve nothing") {
+		t.Errorf("Status = %+v; want 1 policy serving and the targetRefs one reported", st)
+	}
+	// Removing the only policy that serves leaves a source that serves
+	// nothing: refused, the last table kept.
+	os.Remove(filepath.Join(dir, "b.yaml"))
+	if err := src.Load(); !errors.Is(err, filesource.ErrEmpty) {
+		t.Errorf("reload with only a targetRefs policy left: %v, want it refused", err)
+	}
+	if !allowed(store, "b.example", "https://app.example.com") {
+		t.Error("the last table was replaced by one that serves nothing")
 	}
 }
