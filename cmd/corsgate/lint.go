@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/corsgate/corsgate/internal/filesource"
 	"github.com/corsgate/corsgate/internal/lint"
 )
 
@@ -133,7 +134,10 @@ func stdinFile(stdin io.Reader) (string, func(), error) {
 		return "", nil, err
 	}
 	file := filepath.Join(dir, "stdin.yaml")
-	data, err := io.ReadAll(stdin)
+	data, err := io.ReadAll(io.LimitReader(stdin, filesource.MaxFileBytes+1))
+	if err == nil && len(data) > filesource.MaxFileBytes {
+		err = fmt.Errorf("more than the %d MiB a policy file may hold: split it into several files", filesource.MaxFileBytes>>20)
+	}
 	if err == nil {
 		err = os.WriteFile(file, data, 0o600)
 	}

@@ -160,7 +160,7 @@ func (p *Policy) compileOrigins(cfg Config, pr *problems) {
 		rx := regexp.MustCompile(anchored)
 		if cfg.AllowCredentials {
 			if hole := credentialedRegexHole(rx, parsed); hole != "" {
-				pr.errorf("allowOriginRegexes", i, re, "%s also matches %q, so with allowCredentials it would let sites you do not own read your users' data: anchor it to your domain, e.g. %q", quote(re), hole, `https://[a-z0-9-]+\.example\.com`)
+				pr.errorf("allowOriginRegexes", i, re, "%s also matches %s, so with allowCredentials it would let sites you do not own read your users' data: anchor it to your domain, e.g. %q", quote(re), quote(hole), `https://[a-z0-9-]+\.example\.com`)
 			}
 		}
 		p.regexes = append(p.regexes, rx)
@@ -195,7 +195,7 @@ func (p *Policy) compileMethods(cfg Config, pr *problems) {
 			continue
 		}
 		if up := strings.ToUpper(m); up != m && containsFold(browserMethods, m) {
-			pr.warnf("allowMethods", i, "methods are case-sensitive: a page's fetch sends %q, which %q does not match; write %q", up, m, up)
+			pr.warnf("allowMethods", i, "methods are case-sensitive: a page's fetch sends %s, which %s does not match; write %s", quote(up), quote(m), quote(up))
 		}
 		if _, dup := p.methods[m]; !dup {
 			p.methods[m] = struct{}{}

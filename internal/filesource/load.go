@@ -65,7 +65,7 @@ func readSnapshot(path string) (*snapshot, error) {
 	}
 	snap := &snapshot{}
 	for _, f := range before {
-		data, err := os.ReadFile(f.name)
+		data, err := readFile(f.name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, errChanged
@@ -80,6 +80,30 @@ func readSnapshot(path string) (*snapshot, error) {
 		return nil, errChanged
 	}
 	return snap, nil
+}
+
+// MaxFileBytes is the largest policy file read: 8 MiB, eight times what a
+// ConfigMap can hold and more than `kubectl get corspolicies -A -o yaml`
+// prints for thousands of policies. A larger file is refused with a message
+// rather than parsed: the YAML parser holds several copies of a document.
+const MaxFileBytes = 8 << 20
+
+// ErrTooLarge is wrapped by the error for a file over MaxFileBytes.
+var ErrTooLarge = errors.New("file too large")
+
+func tooLarge(file string, size int64) error {
+	return fmt.Errorf("%s: %w: %d bytes, more than the %d MiB a policy file may hold: split it into several files", file, ErrTooLarge, size, MaxFileBytes>>20)
+}
+
+// readFile reads at most MaxFileBytes of a file (which may have grown
+// since it was measured; then the snapshot is read again anyway).
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 }
 
 // fileStamp identifies one version of a file.
@@ -104,6 +128,9 @@ func fingerprint(path string) ([]fileStamp, error) {
 				return nil, errChanged
 			}
 			return nil, err
+		}
+		if st.Size() > MaxFileBytes {
+			return nil, tooLarge(f, st.Size())
 		}
 		stamps = append(stamps, fileStamp{name: f, size: st.Size(), modTime: st.ModTime()})
 	}

@@ -132,6 +132,17 @@ func Objects(objs []filesource.Object) []Problem {
 			msg, fix := splitFix(c)
 			out = append(out, Problem{File: file, Object: key, Field: "spec.hosts", Severity: Warning, Message: "conflict: " + msg, Fix: fix})
 		}
+		// A targetRefs policy is resolved from Gateway API objects, which
+		// only the Kubernetes mode reads: offline it is not checked, and in
+		// files (--policies) it serves nothing.
+		for _, a := range res.Ancestors {
+			if a.Reason != "Accepted" {
+				out = append(out, Problem{File: file, Object: key, Field: "spec.targetRefs", Severity: Warning,
+					Message: "not checked offline and not served by corsgate --policies: targetRefs are resolved from the cluster's Gateways and HTTPRoutes",
+					Fix:     "in policy files, write hosts and pathPrefixes; in a cluster, check status.ancestors after kubectl apply"})
+				break
+			}
+		}
 		if res.NotGranted != nil {
 			msg, fix := splitFix(res.NotGranted.Error())
 			out = append(out, Problem{File: file, Object: key, Severity: Error, Message: msg, Fix: fix})
