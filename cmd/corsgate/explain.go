@@ -24,8 +24,8 @@ import (
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/explain"
 	"github.com/corsgate/corsgate/internal/filesource"
-	"github.com/corsgate/corsgate/internal/lint"
 	"github.com/corsgate/corsgate/internal/observe"
+	"github.com/corsgate/corsgate/internal/suggest"
 )
 
 // A tool is a subcommand: it returns the process's exit status.
@@ -80,7 +80,7 @@ func unknownCommand(name string, stderr io.Writer) int {
 	}
 	slices.Sort(names)
 	msg := fmt.Sprintf("corsgate: unknown command %q", name)
-	if near := lint.Closest(name, names); near != "" {
+	if near := suggest.Closest(name, names); near != "" {
 		msg += fmt.Sprintf(": did you mean %q?", near)
 	} else {
 		msg += ": the server takes flags only"

@@ -107,6 +107,12 @@ func runLint(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	} else {
 		for _, p := range rep.Problems {
 			where := p.File
+			if p.Document > 0 {
+				where += fmt.Sprintf(": document %d", p.Document)
+			}
+			if p.Item != nil {
+				where += fmt.Sprintf(", items[%d]", *p.Item)
+			}
 			if p.Object != "" {
 				where += ": CorsPolicy " + p.Object
 			}

@@ -116,7 +116,7 @@ func (p *Policy) compileOrigins(cfg Config, pr *problems) {
 			p.anyOrigin = true
 		case nullOrigin:
 			if cfg.AllowCredentials {
-				pr.errorf("allowOrigins", i, o, `"null" cannot be combined with allowCredentials: any sandboxed page or file sends Origin: null; remove "null"`)
+				pr.errorf("allowOrigins", i, o, `"null" cannot be combined with allowCredentials (any sandboxed page or file sends the origin "null"): remove "null"`)
 			}
 			pr.warnf("allowOrigins", i, `"null" is sent by sandboxed iframes, file: pages and redirects: allowing it is close to allowing every origin`)
 			p.allowNull = true

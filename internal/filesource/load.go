@@ -5,8 +5,6 @@
 package filesource
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/yaml"
-	sigsyaml "sigs.k8s.io/yaml"
-
 	"github.com/corsgate/corsgate/api/v1alpha1"
 )
 
@@ -31,9 +26,11 @@ type Object struct {
 }
 
 // Load reads path, a YAML file or a folder of them (*.yaml, *.yml, *.json,
-// not recursive), each possibly holding several documents. Documents of
-// other kinds (a kustomization.yaml beside the policies) are skipped. Objects
-// without a namespace are put in "default", as kubectl would.
+// not recursive), each possibly holding several documents or a List (as
+// kubectl get -o yaml prints them). Documents of other kinds (a
+// kustomization.yaml beside the policies) are skipped; a document of
+// corsgate's group that is not a kind of it (a misspelt kind) is an error.
+// Objects without a namespace are put in "default", as kubectl would.
 func Load(path string) ([]Object, error) {
 	snap, err := readSnapshot(path)
 	if err != nil {
@@ -143,9 +140,9 @@ func (snap *snapshot) objects() ([]Object, error) {
 	var errs []error
 	where := map[string]string{}
 	for i, f := range snap.files {
-		got, err := parseFile(f, snap.data[i])
-		if err != nil {
-			errs = append(errs, err)
+		got, ferrs := parseFile(f, snap.data[i])
+		if len(ferrs) > 0 {
+			errs = append(errs, ferrs...)
 			continue
 		}
 		for _, o := range got {
@@ -195,49 +192,4 @@ func PolicyFiles(path string) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
-}
-
-type typeMeta struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-}
-
-func parseFile(file string, data []byte) ([]Object, error) {
-	var objs []Object
-	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for n := 1; ; n++ {
-		doc, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", file, n, err)
-		}
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		var tm typeMeta
-		if err := sigsyaml.Unmarshal(doc, &tm); err != nil {
-			return nil, fmt.Errorf("%s: document %d is not valid YAML: %w", file, n, err)
-		}
-		if tm.Kind != "CorsPolicy" {
-			continue
-		}
-		if tm.APIVersion != v1alpha1.GroupVersion.String() {
-			return nil, fmt.Errorf("%s: document %d: apiVersion %q: write apiVersion: %s", file, n, tm.APIVersion, v1alpha1.GroupVersion)
-		}
-		var p v1alpha1.CorsPolicy
-		// Strict: a misspelt field is an error, as the API server would report it.
-		if err := sigsyaml.UnmarshalStrict(doc, &p); err != nil {
-			return nil, fmt.Errorf("%s: document %d (CorsPolicy %q): %w", file, n, p.Name, err)
-		}
-		if p.Name == "" {
-			return nil, fmt.Errorf("%s: document %d: CorsPolicy has no metadata.name: add one", file, n)
-		}
-		if p.Namespace == "" {
-			p.Namespace = "default"
-		}
-		objs = append(objs, Object{File: file, Policy: p})
-	}
-	return objs, nil
 }

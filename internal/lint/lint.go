@@ -8,7 +8,6 @@ package lint
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/compile"
@@ -30,7 +29,11 @@ type Problem struct {
 	File string `json:"file"`
 	// Object is "namespace/name", empty when the file could not be read
 	// into objects.
-	Object   string   `json:"object,omitempty"`
+	Object string `json:"object,omitempty"`
+	// Document is the document's number in the file, from 1, for problems
+	// found while reading it; Item its index in a List's items.
+	Document int      `json:"document,omitempty"`
+	Item     *int     `json:"item,omitempty"`
 	Field    string   `json:"field,omitempty"`
 	Value    string   `json:"value,omitempty"`
 	Severity Severity `json:"severity"`
@@ -71,9 +74,9 @@ func Paths(paths []string) (*Report, error) {
 	where := map[string]string{}
 	for _, f := range files {
 		r.Files++
-		got, err := loadFile(f)
-		for _, e := range splitErrors(err) {
-			r.add(Problem{File: f, Severity: Error, Message: strings.TrimPrefix(e.Error(), f+": ")})
+		got, problems := loadFile(f)
+		for _, p := range problems {
+			r.add(p)
 		}
 		for _, o := range got {
 			key := o.Policy.Namespace + "/" + o.Policy.Name
@@ -167,16 +170,18 @@ func splitErrors(err error) []error {
 }
 
 // splitFix cuts a message written "what is wrong: what to write instead" at
-// its last colon outside quotes and parentheses (the fix comes last, and
-// the description may itself hold a colon, as in "file: pages"). A message
-// without one has no fix.
+// its last colon outside double quotes and parentheses (the fix comes last,
+// and the description may itself hold a colon, as in "file: pages"). Only
+// double quotes quote: values are quoted with strconv.Quote, and a backtick
+// or a single quote is a character of a token list or a path ('/'). A
+// message without one has no fix.
 func splitFix(msg string) (string, string) {
 	inQuote, depth, cut := false, 0, -1
 	for i := 0; i < len(msg); i++ {
 		switch msg[i] {
 		case '\\':
 			i++
-		case '"', '`':
+		case '"':
 			inQuote = !inQuote
 		case '(':
 			if !inQuote {

@@ -1,4 +1,6 @@
-package lint
+// Package suggest finds the word a typo was meant to be: the subcommand,
+// the field or the kind closest to what was written.
+package suggest
 
 import "strings"
 
