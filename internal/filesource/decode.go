@@ -227,7 +227,7 @@ func parseObject(file string, doc, item int, js []byte) ([]Object, []error) {
 		errs = append(errs, at(field, msg, fix))
 	})
 	if len(errs) > 0 {
-		return nil, named(errs)
+		return nil, named(append(errs, checkNames(meta.Metadata.Name, meta.Metadata.Namespace, at)...))
 	}
 	// Strict: the same decoder the checks above explain, as the API server
 	// would decode it; an error the walk did not explain is reported as is.
@@ -242,20 +242,31 @@ func parseObject(file string, doc, item int, js []byte) ([]Object, []error) {
 	if p.Namespace == "" {
 		p.Namespace = "default"
 	}
-	// The names the API server accepts: a CorsPolicy's name is a DNS-1123
-	// subdomain, a namespace's a DNS-1123 label.
-	if msgs := validation.IsDNS1123Subdomain(p.Name); len(msgs) > 0 {
-		errs = append(errs, at("metadata.name", cors.Quote(p.Name)+" is not a valid object name, which the API server refuses ("+strings.Join(msgs, "; ")+")",
-			"write "+strconv.Quote(dnsName(p.Name, validation.DNS1123SubdomainMaxLength))))
-	}
-	if msgs := validation.IsDNS1123Label(p.Namespace); len(msgs) > 0 {
-		errs = append(errs, at("metadata.namespace", cors.Quote(p.Namespace)+" is not a valid namespace name ("+strings.Join(msgs, "; ")+")",
-			"write "+strconv.Quote(strings.ReplaceAll(dnsName(p.Namespace, validation.DNS1123LabelMaxLength), ".", "-"))))
-	}
-	if len(errs) > 0 {
+	if errs := checkNames(p.Name, p.Namespace, at); len(errs) > 0 {
 		return nil, named(errs)
 	}
 	return []Object{{File: file, Policy: p}}, nil
+}
+
+// checkNames checks names as the API server does: a CorsPolicy's name is a
+// DNS-1123 subdomain, a namespace's a DNS-1123 label ("" is "default").
+func checkNames(name, namespace string, at func(field, msg, fix string) *DocError) []error {
+	var errs []error
+	if name == "" {
+		return nil // said on its own
+	}
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		errs = append(errs, at("metadata.name", cors.Quote(name)+" is not a valid object name, which the API server refuses ("+clipText(strings.Join(msgs, "; "))+")",
+			"write "+strconv.Quote(dnsName(name, validation.DNS1123SubdomainMaxLength))))
+	}
+	if namespace == "" {
+		return errs
+	}
+	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+		errs = append(errs, at("metadata.namespace", cors.Quote(namespace)+" is not a valid namespace name ("+clipText(strings.Join(msgs, "; "))+")",
+			"write "+strconv.Quote(strings.ReplaceAll(dnsName(namespace, validation.DNS1123LabelMaxLength), ".", "-"))))
+	}
+	return errs
 }
 
 // dnsName is the closest DNS-1123 name to s: lower case, every other

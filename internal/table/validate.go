@@ -30,7 +30,7 @@ func NormalizeHost(h string) (string, error) {
 		if i := strings.IndexByte(host, ':'); i >= 0 {
 			host = host[:i]
 		}
-		return "", fmt.Errorf("%s is a URL: hosts are host names (a scheme belongs in allowOrigins, a path in pathPrefixes), write %q", cors.Quote(h), host)
+		return "", fmt.Errorf("%s is a URL, and hosts are host names (a scheme belongs in allowOrigins, a path in pathPrefixes): write %q", cors.Quote(h), host)
 	case strings.Contains(lh, ":"):
 		return "", fmt.Errorf("%s has a port: hosts are matched without ports, write %q", cors.Quote(h), lh[:strings.IndexByte(lh, ':')])
 	case strings.Contains(name, "*"):
