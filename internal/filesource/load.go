@@ -85,11 +85,8 @@ func readSnapshot(path string) (*snapshot, error) {
 // rather than parsed: the YAML parser holds several copies of a document.
 const MaxFileBytes = 8 << 20
 
-// ErrTooLarge is wrapped by the error for a file over MaxFileBytes.
-var ErrTooLarge = errors.New("file too large")
-
 func tooLarge(file string, size int64) error {
-	return fmt.Errorf("%s: %w: %d bytes, more than the %d MiB a policy file may hold: split it into several files", file, ErrTooLarge, size, MaxFileBytes>>20)
+	return &DocError{File: file, Item: -1, Message: fmt.Sprintf("is %d bytes, more than the %d MiB a policy file may hold", size, MaxFileBytes>>20), Fix: "split it into several files"}
 }
 
 // readFile reads at most MaxFileBytes of a file (which may have grown
