@@ -8,11 +8,15 @@ import "strings"
 // Damerau-Levenshtein distance: one edit is an insertion, a deletion, a
 // substitution or two neighbouring letters swapped), or "" when none is
 // near enough to be a typo of it: at most one edit for words up to four
-// letters, two beyond. Ties go to the candidate listed first.
+// letters, two up to ten, three beyond (CorsPolicies is three from
+// CorsPolicy). Ties go to the candidate listed first.
 func Closest(word string, candidates []string) string {
-	limit := 2
-	if len([]rune(word)) <= 4 {
+	limit := 3
+	switch n := len([]rune(word)); {
+	case n <= 4:
 		limit = 1
+	case n <= 10:
+		limit = 2
 	}
 	best, bestD := "", limit+1
 	for _, c := range candidates {
