@@ -391,6 +391,10 @@ func checkFields(v any, t reflect.Type, path string, report func(field, msg, fix
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		f, ok := v.(float64)
+		if ok && f == math.Trunc(f) && overflows(f, t) {
+			report(path, fmt.Sprintf("%s is out of range for a %d-bit integer", describe(v), t.Bits()), "write a smaller number")
+			return
+		}
 		if !ok || f != math.Trunc(f) {
 			example := ""
 			if s, isStr := v.(string); isStr {
@@ -407,12 +411,25 @@ func checkFields(v any, t reflect.Type, path string, report func(field, msg, fix
 	}
 }
 
+// overflows says whether the integral f does not fit the integer type t.
+func overflows(f float64, t reflect.Type) bool {
+	z := reflect.New(t).Elem()
+	switch t.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return f < 0 || f > math.MaxUint64 || z.OverflowUint(uint64(f))
+	}
+	return f < math.MinInt64 || f > math.MaxInt64 || z.OverflowInt(int64(f))
+}
+
 // describe says what a decoded JSON value is, for "is X, not Y".
 func describe(v any) string {
 	switch x := v.(type) {
 	case string:
 		return "the string " + cors.Quote(x)
 	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1e21 {
+			return "the number " + strconv.FormatFloat(x, 'f', -1, 64)
+		}
 		return "the number " + strconv.FormatFloat(x, 'g', -1, 64)
 	case bool:
 		return "the boolean " + strconv.FormatBool(x)
