@@ -74,7 +74,14 @@ func (w *watcher) want() (map[string]string, error) {
 func (w *watcher) sync() (changed bool, problem error) {
 	want, err := w.want()
 	if err != nil {
-		return len(w.watched) > 0, err
+		// Nothing under the path can be watched: drop what was, so that
+		// the retries reload once, not every time.
+		changed = len(w.watched) > 0
+		for dir := range w.watched {
+			_ = w.fs.Remove(dir)
+			delete(w.watched, dir)
+		}
+		return changed, err
 	}
 	for dir, d := range w.watched {
 		st, serr := os.Stat(dir)
