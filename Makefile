@@ -118,9 +118,14 @@ soak: ## corsgate at steady load for BENCH_SOAK (default 5m): heap and goroutine
 
 ##@ Build
 
+# What `corsgate version` prints: the git description and commit of the tree
+# built (main.version and main.commit; see cmd/corsgate/version.go).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+
 .PHONY: build
 build: manifests generate ## Build bin/corsgate and the Envoy stand-in front proxy.
-	go build -o $(LOCALBIN)/corsgate ./cmd/corsgate
+	go build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" -o $(LOCALBIN)/corsgate ./cmd/corsgate
 	go build -o $(LOCALBIN)/devproxy ./test/devproxy
 
 .PHONY: run

@@ -2,7 +2,9 @@ package extproc_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -61,11 +63,18 @@ func openAnswered(t *testing.T, ctx context.Context, conn *grpc.ClientConn) (ext
 	if err != nil {
 		return nil, err
 	}
-	if err := stream.Send(actualGET); err != nil {
-		return nil, err
+	return stream, sendRecv(stream, actualGET)
+}
+
+// sendRecv sends msg and reads the answer. A stream the server has already
+// ended (refused by MaxStreams before the client's first message) fails Send
+// with io.EOF, which says nothing: its status only comes from Recv.
+func sendRecv(stream extprocv3.ExternalProcessor_ProcessClient, msg *extprocv3.ProcessingRequest) error {
+	if err := stream.Send(msg); err != nil && !errors.Is(err, io.EOF) {
+		return err
 	}
-	_, err = stream.Recv()
-	return stream, err
+	_, err := stream.Recv()
+	return err
 }
 
 // The idle timeout ends a stream that sends nothing, and one that stops
@@ -147,6 +156,17 @@ func TestMaxStreams(t *testing.T) {
 	}
 	if _, err := openAnswered(t, ctx, conn); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("third stream with MaxStreams 2: %v, want RESOURCE_EXHAUSTED", err)
+	}
+	// The order a loaded machine produces: the refusal reaches the client
+	// before its first Send (Header waits for it), so Send fails with io.EOF
+	// and only Recv carries RESOURCE_EXHAUSTED.
+	late, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = late.Header() // returns once the server has ended the stream
+	if err := sendRecv(late, actualGET); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("third stream, refused before its first message: %v, want RESOURCE_EXHAUSTED", err)
 	}
 	// End the first stream as Envoy does, and wait for its handler to end.
 	first.Send(upstreamOK)

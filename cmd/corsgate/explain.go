@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/corsgate/corsgate/internal/explain"
 	"github.com/corsgate/corsgate/internal/filesource"
 	"github.com/corsgate/corsgate/internal/observe"
+	"github.com/corsgate/corsgate/internal/suggest"
 )
 
 // A tool is a subcommand: it returns the process's exit status.
@@ -40,18 +42,25 @@ var tools = map[string]tool{
 // (ln -s corsgate kubectl-corsgate).
 const pluginName = "kubectl-corsgate"
 
-// runTool runs the subcommand named by args[1], if there is one. As a
-// kubectl plugin, which serves nothing, a missing or unknown subcommand is a
-// usage error rather than the server.
+// runTool runs the subcommand named by args[1], if there is one. The
+// binary does what was typed or nothing: a first argument that is neither a
+// flag nor a subcommand (a misspelt subcommand, a stray argument) is a usage
+// error, never the server, which would otherwise start against the current
+// kubeconfig context and write status. As a kubectl plugin, which serves
+// nothing, a missing subcommand is a usage error too.
 func runTool(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, bool) {
 	plugin := len(args) > 0 && strings.TrimSuffix(filepath.Base(args[0]), ".exe") == pluginName
 	if len(args) > 1 {
-		if t, ok := tools[args[1]]; ok {
+		name := args[1]
+		if t, ok := tools[name]; ok {
 			return t(args[2:], stdin, stdout, stderr), true
 		}
-		if args[1] == "help" || plugin && (args[1] == "--help" || args[1] == "-h") {
+		switch {
+		case name == "help" || plugin && (name == "--help" || name == "-h"):
 			toolsUsage(stdout)
 			return 0, true
+		case !strings.HasPrefix(name, "-"):
+			return unknownCommand(name, stderr), true
 		}
 	}
 	if plugin {
@@ -61,10 +70,44 @@ func runTool(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, boo
 	return 0, false
 }
 
+// unknownCommand reports a first argument that names no subcommand: one
+// line, the nearest subcommand if it looks like a typo of one, then the
+// short list of subcommands.
+func unknownCommand(name string, stderr io.Writer) int {
+	names := make([]string, 0, len(tools))
+	for n := range tools {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	msg := fmt.Sprintf("corsgate: unknown command %q", name)
+	if near := suggest.Closest(name, names); near != "" {
+		msg += fmt.Sprintf(": did you mean %q?", near)
+	} else {
+		msg += ": the server takes flags only"
+	}
+	fmt.Fprintln(stderr, msg)
+	fmt.Fprintln(stderr)
+	toolsUsage(stderr)
+	return 2
+}
+
+// strayArguments refuses positional arguments after the server's flags
+// (corsgate --policies dir lnit): the server takes none, and serving while
+// ignoring them would do something other than what was typed.
+func strayArguments(rest []string, stderr io.Writer) (int, bool) {
+	if len(rest) == 0 {
+		return 0, false
+	}
+	fmt.Fprintf(stderr, "corsgate: unexpected argument %q after the flags: the server takes flags only, and subcommands come first (corsgate lint PATH)\n", rest[0])
+	fmt.Fprintln(stderr, "run 'corsgate --help' for the flags, 'corsgate help' for the subcommands")
+	return 2, true
+}
+
 func toolsUsage(w io.Writer) {
 	fmt.Fprint(w, `corsgate: the CORS edge service, and its operators' tools.
 
   corsgate [flags]          serve (ext_proc gRPC); corsgate --help lists the flags
+  corsgate version          the version, commit and Go version (also --version)
   corsgate explain ...      why a request is allowed or blocked, and the smallest fix
   corsgate lint ...         check CorsPolicy YAML offline, as the server compiles it
   corsgate import ...       convert ingress-nginx, Istio, Gateway API and Envoy Gateway
@@ -84,10 +127,23 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // parseInterleaved parses flags wherever they are among the positional
 // arguments, as curl takes `-X OPTIONS URL -H ...`; "--" ends the flags.
+//
+// It owns fs's messages: --help returns flag.ErrHelp with nothing printed
+// (the caller prints the help once, to standard output), and a bad flag
+// prints one line and a hint to run --help to fs's output (standard error),
+// so that the error stays on screen instead of scrolling away above every
+// flag.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.Usage = func() {}
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(out, "%s: %v\nrun '%s --help' for usage\n", fs.Name(), err, fs.Name())
+			}
 			return nil, err
 		}
 		args = fs.Args()
@@ -247,7 +303,6 @@ func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&classes, "gateway-classes", "eg", "Cluster mode: the GatewayClasses whose Gateways targetRefs attach through, as the server's --gateway-classes (\"*\": every class).")
 	fs.StringVar(&observed, "observed", "", "Also show the origins the deciding policy has seen, allowed and denied, read from a running corsgate's metrics address (e.g. http://localhost:8080).")
 	cluster.bind(fs)
-	fs.Usage = func() { fmt.Fprint(stderr, explainUsage); fs.PrintDefaults() }
 
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {

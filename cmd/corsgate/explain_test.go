@@ -36,7 +36,8 @@ func TestToolsHelp(t *testing.T) {
 	t.Parallel()
 	for tool, flags := range map[string][]string{
 		"explain": {"-X", "-request", "-H", "-header", "-credentials", "-upstream-header", "-policies", "-o", "-kubeconfig", "-context", "-host-ownership"},
-		"lint":    {"-o", "-strict"},
+		"lint":    {"-o", "-strict", "-R", "-recursive"},
+		"version": {"-o"},
 		"import":  {"-f", "-filename", "-from-cluster", "-namespace", "-output-dir", "-kubeconfig", "-context"},
 	} {
 		out, _, code := runTool(t, "", tool, "--help")
@@ -47,7 +48,7 @@ func TestToolsHelp(t *testing.T) {
 			t.Errorf("%s --help has no examples or exit status:\n%s", tool, out)
 		}
 		for _, f := range flags {
-			if !strings.Contains(out, "  "+f+" ") && !strings.Contains(out, "  "+f+"\n") {
+			if !strings.Contains(out, "  "+f+" ") && !strings.Contains(out, "  "+f+"\n") && !strings.Contains(out, "  "+f+"\t") {
 				t.Errorf("%s --help does not document %s:\n%s", tool, f, out)
 			}
 		}

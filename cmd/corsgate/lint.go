@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/corsgate/corsgate/internal/filesource"
 	"github.com/corsgate/corsgate/internal/lint"
 )
 
@@ -23,13 +24,19 @@ policies given together. Every problem names its file, object and field, and
 says what to write instead. Warnings are risky-but-legal settings, which the
 server serves and reports in the policy's status.
 
-PATH is a file, a folder (its *.yaml, *.yml and *.json, not recursive, as
-corsgate --policies reads it) or - for standard input. Documents of other
-kinds are skipped.
+PATH is a file, a folder (its *.yaml, *.yml and *.json, as corsgate
+--policies reads it; with -R its sub-folders' too, which the server does not
+read; without -R each sub-folder holding policy files is reported as not
+checked) or - for standard input. Files are read as kubectl prints them:
+several documents, or a List (kubectl get corspolicies -o yaml). Documents of
+other kinds are skipped; a document of policy.corsgate.io whose kind is not
+one of its kinds (a misspelt kind) is an error. A file over 8 MiB is refused.
 
 Examples:
   corsgate lint policies/
   corsgate lint --strict -o json policies/*.yaml
+  corsgate lint -R manifests/
+  kubectl get corspolicies -A -o yaml | corsgate lint -
   kustomize build overlays/prod | corsgate lint -
 
 Exit status: 0 no error (warnings are allowed unless --strict), 1 errors (or,
@@ -42,12 +49,13 @@ func runLint(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("corsgate lint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		output string
-		strict bool
+		output            string
+		strict, recursive bool
 	)
 	fs.StringVar(&output, "o", "text", "Output: text (one line per problem, for people and editors) or json (one object, for CI).")
 	fs.BoolVar(&strict, "strict", false, "Fail on warnings too.")
-	fs.Usage = func() { fmt.Fprint(stderr, lintUsage); fs.PrintDefaults() }
+	fs.BoolVar(&recursive, "R", false, "Also check the policy files of sub-folders, as kubectl's -R (corsgate --policies does not read them). Without it, each sub-folder with policy files is a warning: not checked.")
+	fs.BoolVar(&recursive, "recursive", false, "Same as -R.")
 	paths, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fs.SetOutput(stdout)
@@ -87,7 +95,7 @@ func runLint(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer cleanup()
 	}
 
-	rep, err := lint.Paths(paths)
+	rep, err := lint.Check(paths, lint.Options{Recursive: recursive})
 	if err != nil {
 		fmt.Fprintln(stderr, "corsgate lint:", err)
 		return 2
@@ -107,6 +115,12 @@ func runLint(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	} else {
 		for _, p := range rep.Problems {
 			where := p.File
+			if p.Document > 0 {
+				where += fmt.Sprintf(": document %d", p.Document)
+			}
+			if p.Item != nil {
+				where += fmt.Sprintf(", items[%d]", *p.Item)
+			}
 			if p.Object != "" {
 				where += ": CorsPolicy " + p.Object
 			}
@@ -134,7 +148,10 @@ func stdinFile(stdin io.Reader) (string, func(), error) {
 		return "", nil, err
 	}
 	file := filepath.Join(dir, "stdin.yaml")
-	data, err := io.ReadAll(stdin)
+	data, err := io.ReadAll(io.LimitReader(stdin, filesource.MaxFileBytes+1))
+	if err == nil && len(data) > filesource.MaxFileBytes {
+		err = fmt.Errorf("more than the %d MiB a policy file may hold: split it into several files", filesource.MaxFileBytes>>20)
+	}
 	if err == nil {
 		err = os.WriteFile(file, data, 0o600)
 	}

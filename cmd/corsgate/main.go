@@ -6,8 +6,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -76,8 +78,13 @@ func main() {
 	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
 	flag.Var(&decisionLog, "decision-log", decisionLogUsage)
 	zapOpts.BindFlags(flag.CommandLine)
-	flag.Usage = serverUsage
-	flag.Parse()
+	showVersion := flag.Bool("version", false, "Print the version, the commit and the Go version, and exit (as corsgate version).")
+	if code, done := parseServerFlags(flag.CommandLine, os.Args[1:], os.Stdout, os.Stderr); done {
+		os.Exit(code)
+	}
+	if *showVersion {
+		os.Exit(runVersion(nil, os.Stdin, os.Stdout, os.Stderr))
+	}
 	o.limits = flagLimits(o.limits)
 
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
@@ -162,15 +169,37 @@ func tlsCredentials(certFile, keyFile string) (credentials.TransportCredentials,
 	}), nil
 }
 
+// parseServerFlags parses the server's flags. --help prints the usage once,
+// to stdout; a bad flag or a stray argument prints one line and a hint,
+// exits 2, and starts nothing.
+func parseServerFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (int, bool) {
+	fs.Init("corsgate", flag.ContinueOnError)
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		serverUsage(fs)
+		return 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "corsgate: %v\nrun 'corsgate --help' for the flags\n", err)
+		return 2, true
+	}
+	fs.SetOutput(stderr)
+	return strayArguments(fs.Args(), stderr)
+}
+
 // serverUsage is the server's --help: what it does, examples, then every flag.
-func serverUsage() {
-	out := flag.CommandLine.Output()
+func serverUsage(fs *flag.FlagSet) {
+	out := fs.Output()
 	fmt.Fprint(out, `corsgate answers Envoy's ext_proc calls with the CORS decisions of CorsPolicy objects.
 
 Usage:
   corsgate [flags]                   serve (Kubernetes mode: in-cluster config or KUBECONFIG)
   corsgate --policies PATH [flags]   serve policy files (a YAML file or a folder), no cluster
   corsgate explain|lint|import ...   operator tools (corsgate explain --help, ...)
+  corsgate version                   the version, commit and Go version
 
 Examples:
   # Serve the sample policies without a cluster, gRPC on :9002, probes on :8081.
@@ -188,5 +217,5 @@ Examples:
 
 Flags:
 `)
-	flag.PrintDefaults()
+	fs.PrintDefaults()
 }

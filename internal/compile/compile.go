@@ -73,7 +73,7 @@ var listBounds = []struct {
 func checkShape(spec *v1alpha1.CorsPolicySpec) []error {
 	var errs []error
 	add := func(field, value, format string, args ...any) {
-		errs = append(errs, &cors.FieldError{Field: field, Value: value, Message: fmt.Sprintf(format, args...)})
+		errs = append(errs, &cors.FieldError{Field: field, Value: cors.Clip(value), Message: fmt.Sprintf(format, args...)})
 	}
 	for _, b := range listBounds {
 		list := b.get(spec)
@@ -87,7 +87,7 @@ func checkShape(spec *v1alpha1.CorsPolicySpec) []error {
 				add(field, v, "is %d bytes long, more than the %d allowed", len(v), b.maxLen)
 			}
 			if seen[v] {
-				add(field, v, "%q is listed twice: remove one", v)
+				add(field, v, "%s is listed twice: remove one", cors.Quote(v))
 			}
 			seen[v] = true
 		}
@@ -95,18 +95,18 @@ func checkShape(spec *v1alpha1.CorsPolicySpec) []error {
 	switch spec.UnmatchedPreflight {
 	case "", v1alpha1.UnmatchedPreflightReject, v1alpha1.UnmatchedPreflightForward:
 	default:
-		add("spec.unmatchedPreflight", string(spec.UnmatchedPreflight), "%q is not a choice: write Reject (the default: answer 403) or Forward (pass the preflight to the upstream)", spec.UnmatchedPreflight)
+		add("spec.unmatchedPreflight", string(spec.UnmatchedPreflight), "%s is not a choice: write Reject (the default: answer 403) or Forward (pass the preflight to the upstream)", cors.Quote(string(spec.UnmatchedPreflight)))
 	}
 	switch spec.Mode {
 	case "", v1alpha1.ModeEnforce, v1alpha1.ModeDryRun:
 	default:
-		add("spec.mode", string(spec.Mode), "%q is not a choice: write Enforce (the default) or DryRun (decide and record, change nothing)", spec.Mode)
+		add("spec.mode", string(spec.Mode), "%s is not a choice: write Enforce (the default) or DryRun (decide and record, change nothing)", cors.Quote(string(spec.Mode)))
 	}
 	if cop := spec.CrossOriginProtection; cop != nil {
 		switch cop.Mode {
 		case v1alpha1.CrossOriginProtectionEnforce, v1alpha1.CrossOriginProtectionDryRun:
 		default:
-			add("spec.crossOriginProtection.mode", string(cop.Mode), "%q is not a choice: write Enforce (refuse with 403) or DryRun (record what Enforce would refuse)", cop.Mode)
+			add("spec.crossOriginProtection.mode", string(cop.Mode), "%s is not a choice: write Enforce (refuse with 403) or DryRun (record what Enforce would refuse)", cors.Quote(string(cop.Mode)))
 		}
 	}
 	return errs

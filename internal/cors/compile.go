@@ -117,7 +117,7 @@ func (p *Policy) compileOrigins(cfg Config, pr *problems) {
 			p.anyOrigin = true
 		case nullOrigin:
 			if cfg.AllowCredentials {
-				pr.errorf("allowOrigins", i, o, `"null" cannot be combined with allowCredentials: any sandboxed page or file sends Origin: null; remove "null"`)
+				pr.errorf("allowOrigins", i, o, `"null" cannot be combined with allowCredentials (any sandboxed page or file sends the origin "null"): remove "null"`)
 			}
 			pr.warnf("allowOrigins", i, `"null" is sent by sandboxed iframes, file: pages and redirects: allowing it is close to allowing every origin`)
 			p.allowNull = true
@@ -161,7 +161,7 @@ func (p *Policy) compileOrigins(cfg Config, pr *problems) {
 		rx := regexp.MustCompile(anchored)
 		if cfg.AllowCredentials {
 			if hole := credentialedRegexHole(rx, parsed); hole != "" {
-				pr.errorf("allowOriginRegexes", i, re, "%s also matches %q, so with allowCredentials it would let sites you do not own read your users' data: anchor it to your domain, e.g. %q", quote(re), hole, `https://[a-z0-9-]+\.example\.com`)
+				pr.errorf("allowOriginRegexes", i, re, "%s also matches %s, so with allowCredentials it would let sites you do not own read your users' data: anchor it to your domain, e.g. %q", quote(re), quote(hole), `https://[a-z0-9-]+\.example\.com`)
 			}
 		}
 		p.regexes = append(p.regexes, rx)

@@ -3,6 +3,8 @@ package cors
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // FieldError is one problem with a policy spec. Messages are written for the
@@ -54,7 +56,35 @@ type problems struct {
 }
 
 func (p *problems) errorf(field string, index int, value, format string, args ...any) {
-	p.errs = append(p.errs, &FieldError{Field: fieldPath(field, index), Value: value, Message: fmt.Sprintf(format, args...)})
+	p.errs = append(p.errs, &FieldError{Field: fieldPath(field, index), Value: Clip(value), Message: fmt.Sprintf(format, args...)})
+}
+
+// MaxQuoted is how many bytes of a value a message quotes. A policy file
+// may hold a 50 MB value: quoted whole, it became a 52 MB log line (and a
+// 157 MB lint report). No legal value is longer than the CRD's 1024 bytes,
+// and the first 128 show which value is meant.
+const MaxQuoted = 128
+
+// Clip cuts s to MaxQuoted bytes (at a character boundary), ending in "…"
+// when it cut.
+func Clip(s string) string {
+	if len(s) <= MaxQuoted {
+		return s
+	}
+	cut := MaxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// Quote quotes s for a message, Go-style, cut as Clip does; a cut value
+// says its length.
+func Quote(s string) string {
+	if len(s) <= MaxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(Clip(s)) + fmt.Sprintf(" (%d bytes)", len(s))
 }
 
 func (p *problems) warnf(field string, index int, format string, args ...any) {

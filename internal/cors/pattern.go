@@ -189,4 +189,4 @@ func punycodeHint(scheme, hostport string) string {
 	return `e.g. "https://xn--rsum-bpad.example"`
 }
 
-func quote(s string) string { return strconv.Quote(s) }
+func quote(s string) string { return Quote(s) }

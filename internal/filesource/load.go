@@ -5,8 +5,6 @@
 package filesource
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,9 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/yaml"
-	sigsyaml "sigs.k8s.io/yaml"
-
 	"github.com/corsgate/corsgate/api/v1alpha1"
 )
 
@@ -31,9 +26,11 @@ type Object struct {
 }
 
 // Load reads path, a YAML file or a folder of them (*.yaml, *.yml, *.json,
-// not recursive), each possibly holding several documents. Documents of
-// other kinds (a kustomization.yaml beside the policies) are skipped. Objects
-// without a namespace are put in "default", as kubectl would.
+// not recursive), each possibly holding several documents or a List (as
+// kubectl get -o yaml prints them). Documents of other kinds (a
+// kustomization.yaml beside the policies) are skipped; a document of
+// corsgate's group that is not a kind of it (a misspelt kind) is an error.
+// Objects without a namespace are put in "default", as kubectl would.
 func Load(path string) ([]Object, error) {
 	snap, err := readSnapshot(path)
 	if err != nil {
@@ -65,7 +62,7 @@ func readSnapshot(path string) (*snapshot, error) {
 	}
 	snap := &snapshot{}
 	for _, f := range before {
-		data, err := os.ReadFile(f.name)
+		data, err := readFile(f.name)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil, errChanged
@@ -80,6 +77,27 @@ func readSnapshot(path string) (*snapshot, error) {
 		return nil, errChanged
 	}
 	return snap, nil
+}
+
+// MaxFileBytes is the largest policy file read: 8 MiB, eight times what a
+// ConfigMap can hold and more than `kubectl get corspolicies -A -o yaml`
+// prints for thousands of policies. A larger file is refused with a message
+// rather than parsed: the YAML parser holds several copies of a document.
+const MaxFileBytes = 8 << 20
+
+func tooLarge(file string, size int64) error {
+	return &DocError{File: file, Item: -1, Message: fmt.Sprintf("is %d bytes, more than the %d MiB a policy file may hold", size, MaxFileBytes>>20), Fix: "split it into several files"}
+}
+
+// readFile reads at most MaxFileBytes of a file (which may have grown
+// since it was measured; then the snapshot is read again anyway).
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 }
 
 // fileStamp identifies one version of a file.
@@ -105,6 +123,9 @@ func fingerprint(path string) ([]fileStamp, error) {
 			}
 			return nil, err
 		}
+		if st.Size() > MaxFileBytes {
+			return nil, tooLarge(f, st.Size())
+		}
 		stamps = append(stamps, fileStamp{name: f, size: st.Size(), modTime: st.ModTime()})
 	}
 	return stamps, nil
@@ -116,9 +137,9 @@ func (snap *snapshot) objects() ([]Object, error) {
 	var errs []error
 	where := map[string]string{}
 	for i, f := range snap.files {
-		got, err := parseFile(f, snap.data[i])
-		if err != nil {
-			errs = append(errs, err)
+		got, ferrs := parseFile(f, snap.data[i])
+		if len(ferrs) > 0 {
+			errs = append(errs, ferrs...)
 			continue
 		}
 		for _, o := range got {
@@ -168,49 +189,4 @@ func PolicyFiles(path string) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
-}
-
-type typeMeta struct {
-	APIVersion string `json:"apiVersion"`
-	Kind       string `json:"kind"`
-}
-
-func parseFile(file string, data []byte) ([]Object, error) {
-	var objs []Object
-	r := yaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for n := 1; ; n++ {
-		doc, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: document %d: %w", file, n, err)
-		}
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		var tm typeMeta
-		if err := sigsyaml.Unmarshal(doc, &tm); err != nil {
-			return nil, fmt.Errorf("%s: document %d is not valid YAML: %w", file, n, err)
-		}
-		if tm.Kind != "CorsPolicy" {
-			continue
-		}
-		if tm.APIVersion != v1alpha1.GroupVersion.String() {
-			return nil, fmt.Errorf("%s: document %d: apiVersion %q: write apiVersion: %s", file, n, tm.APIVersion, v1alpha1.GroupVersion)
-		}
-		var p v1alpha1.CorsPolicy
-		// Strict: a misspelt field is an error, as the API server would report it.
-		if err := sigsyaml.UnmarshalStrict(doc, &p); err != nil {
-			return nil, fmt.Errorf("%s: document %d (CorsPolicy %q): %w", file, n, p.Name, err)
-		}
-		if p.Name == "" {
-			return nil, fmt.Errorf("%s: document %d: CorsPolicy has no metadata.name: add one", file, n)
-		}
-		if p.Namespace == "" {
-			p.Namespace = "default"
-		}
-		objs = append(objs, Object{File: file, Policy: p})
-	}
-	return objs, nil
 }

@@ -1,17 +1,14 @@
 package filesource
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -60,6 +57,10 @@ type Source struct {
 
 	mu     sync.Mutex
 	status Status
+	// unwatched, when not empty, is why changes cannot be watched now;
+	// watching is set once Watch has its watches in place.
+	unwatched string
+	watching  bool
 	// served maps each file to the policies of it that the current table
 	// serves, to name what a deletion dropped.
 	served map[string][]string
@@ -67,8 +68,9 @@ type Source struct {
 
 // Status is what the source last did, for metrics and readiness.
 type Status struct {
-	// Files and Policies count the policy files and CorsPolicy objects of the
-	// last read that was served.
+	// Files counts the policy files of the last read that was served, and
+	// Policies its CorsPolicy objects that serve requests (not those that
+	// serve nothing: targetRefs, claims all lost to other policies).
 	Files, Policies int
 	// Degraded is empty when the table served is what the source holds;
 	// otherwise it says why not (a reload refused, invalid policies keeping
@@ -76,6 +78,11 @@ type Status struct {
 	Degraded string
 	// LastReload is when the last reload attempt ended.
 	LastReload time.Time
+	// Watching is true while Watch follows the path. It is false before
+	// Watch starts, and while the path cannot be watched (its folder is
+	// gone, the watch could not be set up): Degraded then says why, and the
+	// source keeps retrying.
+	Watching bool
 }
 
 // New returns a Source for path that swaps tables into store.
@@ -87,7 +94,15 @@ func New(path string, store *table.Store, log logr.Logger) *Source {
 func (s *Source) Status() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.status
+	st := s.status
+	st.Watching = s.watching && s.unwatched == ""
+	if s.unwatched != "" {
+		if st.Degraded != "" {
+			st.Degraded += "; "
+		}
+		st.Degraded += s.unwatched
+	}
+	return st
 }
 
 func (s *Source) settle() time.Duration {
@@ -153,8 +168,8 @@ func (s *Source) load() error {
 	for _, o := range objs {
 		served[o.File] = append(served[o.File], o.Policy.Namespace+"/"+o.Policy.Name)
 	}
-	var problems []string
-	t, _, err := s.pipeline.Publish(policies, func(_ *table.Table, results []compile.Result) error {
+	var problems, unserved []string
+	t, results, err := s.pipeline.Publish(policies, func(t *table.Table, results []compile.Result) error {
 		for i, r := range results {
 			for _, w := range r.Warnings {
 				s.log.Info("policy warning", "file", objs[i].File, "policy", r.Key(), "warning", w.String())
@@ -164,10 +179,33 @@ func (s *Source) load() error {
 			}
 			if r.Err != nil {
 				problems = append(problems, fmt.Sprintf("%s: CorsPolicy %s: %s", objs[i].File, r.Key(), compile.Message(r.Err)))
+				continue
+			}
+			// A valid policy that serves nothing: targetRefs, which only
+			// the Kubernetes mode resolves (every claim lost to other
+			// policies is a conflict, logged above).
+			for _, a := range r.Ancestors {
+				if a.Reason != "Accepted" && a.Message != "" {
+					s.log.Error(nil, "policy not served", "file", objs[i].File, "policy", r.Key(), "reason", a.Message)
+					unserved = append(unserved, fmt.Sprintf("%s: CorsPolicy %s: spec.targetRefs: %s", objs[i].File, r.Key(), a.Message))
+					break
+				}
 			}
 		}
 		if len(problems) > 0 && first {
 			return fmt.Errorf("invalid policies:\n  %s", strings.Join(problems, "\n  "))
+		}
+		// The empty-source rule counts what would be served, not objects
+		// read: a folder of targetRefs policies serves nothing.
+		if t.Len() == 0 && !s.AllowEmpty {
+			why := fmt.Errorf("--policies %s: %w that would be served: %d CorsPolicy objects read, none serves a request", s.path, ErrEmpty, len(objs))
+			if len(unserved) > 0 {
+				why = fmt.Errorf("%w (%s)", why, strings.Join(unserved, "; "))
+			}
+			if first {
+				return fmt.Errorf("%w; refusing to start with no policy: pass --allow-empty-policies if serving no policy is intended", why)
+			}
+			return s.refuse(fmt.Errorf("%w: if that is intended, restart with --allow-empty-policies", why))
 		}
 		s.logRemoved(served)
 		return nil
@@ -175,15 +213,24 @@ func (s *Source) load() error {
 	if err != nil {
 		return err
 	}
-	degraded := ""
+	var degraded []string
 	if len(problems) > 0 {
-		degraded = fmt.Sprintf("%d invalid policies keep serving their last valid spec (or nothing, if they never had one)", len(problems))
+		degraded = append(degraded, fmt.Sprintf("%d invalid policies keep serving their last valid spec (or nothing, if they never had one)", len(problems)))
 	}
-	s.setStatus(len(snap.files), len(objs), degraded, served)
+	if len(unserved) > 0 {
+		degraded = append(degraded, fmt.Sprintf("%d policies serve nothing (targetRefs, which files cannot resolve: write hosts and pathPrefixes)", len(unserved)))
+	}
+	serving := 0
+	for _, r := range results {
+		if r.Serving != compile.NotServed {
+			serving++
+		}
+	}
+	s.setStatus(len(snap.files), serving, strings.Join(degraded, "; "), served)
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid policies keep serving their last valid spec (or nothing, if they never had one):\n  %s", strings.Join(problems, "\n  "))
 	}
-	s.log.Info("policies loaded", "path", s.path, "files", len(snap.files), "policies", t.Len())
+	s.log.Info("policies loaded", "path", s.path, "files", len(snap.files), "policies", serving, "entries", t.Len())
 	return nil
 }
 
@@ -267,57 +314,4 @@ func servedElsewhere(next map[string][]string, key string) bool {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
-}
-
-// Watch reloads on changes under the path until ctx ends. A reload waits for
-// the files to settle (Settle without any change), so that a file written in
-// several steps is read once, whole.
-func (s *Source) Watch(ctx context.Context) error {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	// Watch the folder, not the file: editors and ConfigMap mounts replace
-	// files by renaming, which would end a watch on the file itself.
-	dir := s.path
-	if !isDir(dir) {
-		dir = filepath.Dir(dir)
-	}
-	if err := w.Add(dir); err != nil {
-		return err
-	}
-	settle := s.settle()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-w.Events:
-			s.log.V(1).Info("policy file event", "event", ev.String())
-			timer.Reset(settle)
-		case err := <-w.Errors:
-			s.log.Error(err, "watching policy files")
-		case <-timer.C:
-			err := s.Load()
-			if errors.Is(err, errChanged) {
-				// Still being written: try again once it has settled.
-				s.log.V(1).Info("policy files changed while being read; reading them again once they settle")
-				timer.Reset(settle)
-				continue
-			}
-			if err != nil {
-				s.log.Error(err, "reloading policies; the last good policies keep serving")
-			}
-			if s.OnReload != nil {
-				s.OnReload(err)
-			}
-		}
-	}
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }

@@ -8,6 +8,9 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -30,7 +33,11 @@ type Problem struct {
 	File string `json:"file"`
 	// Object is "namespace/name", empty when the file could not be read
 	// into objects.
-	Object   string   `json:"object,omitempty"`
+	Object string `json:"object,omitempty"`
+	// Document is the document's number in the file, from 1, for problems
+	// found while reading it; Item its index in a List's items.
+	Document int      `json:"document,omitempty"`
+	Item     *int     `json:"item,omitempty"`
 	Field    string   `json:"field,omitempty"`
 	Value    string   `json:"value,omitempty"`
 	Severity Severity `json:"severity"`
@@ -54,26 +61,44 @@ func (r *Report) Failed(strict bool) bool {
 	return r.Errors > 0 || strict && r.Warnings > 0
 }
 
-// Paths lints files and folders (a folder's *.yaml, *.yml and *.json, not
-// recursive, as the server reads --policies). The error is for a path that
-// does not exist or cannot be listed; everything else is a Problem.
-func Paths(paths []string) (*Report, error) {
+// Paths lints files and folders as the server reads --policies (a folder's
+// *.yaml, *.yml and *.json); Check with Options{Recursive: true} reads
+// sub-folders too.
+func Paths(paths []string) (*Report, error) { return Check(paths, Options{}) }
+
+// Options are Check's.
+type Options struct {
+	// Recursive also reads the policy files of sub-folders (kubectl's -R).
+	// Without it each sub-folder holding policy files is reported as not
+	// checked (a warning), never skipped silently.
+	Recursive bool
+}
+
+// Check lints files and folders. The error is for a path that does not exist
+// or cannot be listed; everything else is a Problem.
+func Check(paths []string, opts Options) (*Report, error) {
+	recursive := opts.Recursive
+	r := &Report{Problems: []Problem{}}
 	var files []string
 	for _, p := range paths {
-		fs, err := policyFiles(p)
+		fs, skipped, err := policyFiles(p, recursive)
 		if err != nil {
 			return nil, err
 		}
 		files = append(files, fs...)
+		for _, d := range skipped {
+			r.add(Problem{File: d.dir, Severity: Warning,
+				Message: fmt.Sprintf("not checked: a sub-folder, with %d policy file(s) below it, which corsgate --policies %s does not read either", d.files, p),
+				Fix:     "pass -R to check sub-folders, or lint the sub-folder on its own"})
+		}
 	}
-	r := &Report{Problems: []Problem{}}
 	var objs []filesource.Object
 	where := map[string]string{}
 	for _, f := range files {
 		r.Files++
-		got, err := loadFile(f)
-		for _, e := range splitErrors(err) {
-			r.add(Problem{File: f, Severity: Error, Message: strings.TrimPrefix(e.Error(), f+": ")})
+		got, problems := loadFile(f)
+		for _, p := range problems {
+			r.add(p)
 		}
 		for _, o := range got {
 			key := o.Policy.Namespace + "/" + o.Policy.Name
@@ -132,6 +157,17 @@ func Objects(objs []filesource.Object) []Problem {
 			msg, fix := splitFix(c)
 			out = append(out, Problem{File: file, Object: key, Field: "spec.hosts", Severity: Warning, Message: "conflict: " + msg, Fix: fix})
 		}
+		// A targetRefs policy is resolved from Gateway API objects, which
+		// only the Kubernetes mode reads: offline it is not checked, and in
+		// files (--policies) it serves nothing.
+		for _, a := range res.Ancestors {
+			if a.Reason != "Accepted" {
+				out = append(out, Problem{File: file, Object: key, Field: "spec.targetRefs", Severity: Warning,
+					Message: "not checked offline and not served by corsgate --policies: targetRefs are resolved from the cluster's Gateways and HTTPRoutes",
+					Fix:     "in policy files, write hosts and pathPrefixes; in a cluster, check status.ancestors after kubectl apply"})
+				break
+			}
+		}
 		if res.NotGranted != nil {
 			msg, fix := splitFix(res.NotGranted.Error())
 			out = append(out, Problem{File: file, Object: key, Severity: Error, Message: msg, Fix: fix})
@@ -156,16 +192,18 @@ func splitErrors(err error) []error {
 }
 
 // splitFix cuts a message written "what is wrong: what to write instead" at
-// its last colon outside quotes and parentheses (the fix comes last, and
-// the description may itself hold a colon, as in "file: pages"). A message
-// without one has no fix.
+// its last colon outside double quotes and parentheses (the fix comes last,
+// and the description may itself hold a colon, as in "file: pages"). Only
+// double quotes quote: values are quoted with strconv.Quote, and a backtick
+// or a single quote is a character of a token list or a path ('/'). A
+// message without one has no fix.
 func splitFix(msg string) (string, string) {
 	inQuote, depth, cut := false, 0, -1
 	for i := 0; i < len(msg); i++ {
 		switch msg[i] {
 		case '\\':
 			i++
-		case '"', '`':
+		case '"':
 			inQuote = !inQuote
 		case '(':
 			if !inQuote {
@@ -187,15 +225,71 @@ func splitFix(msg string) (string, string) {
 	return msg[:cut], msg[cut+2:]
 }
 
-// policyFiles lists what the server reads under path (filesource.PolicyFiles),
-// and refuses a folder with none.
-func policyFiles(path string) ([]string, error) {
+// skippedDir is a sub-folder not read, and how many policy files are below
+// it.
+type skippedDir struct {
+	dir   string
+	files int
+}
+
+// policyFiles lists what the server reads under path (filesource.PolicyFiles)
+// and, with recursive, what its sub-folders hold; without, the sub-folders
+// that hold policy files. Hidden folders (a ConfigMap mount's ..data and
+// ..<timestamp>) are never read. A folder with no policy file is refused.
+func policyFiles(path string, recursive bool) ([]string, []skippedDir, error) {
 	files, err := filesource.PolicyFiles(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var skipped []skippedDir
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range entries {
+			if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			below, err := walkPolicyFiles(filepath.Join(path, e.Name()))
+			if err != nil {
+				return nil, nil, err
+			}
+			switch {
+			case len(below) == 0:
+			case recursive:
+				files = append(files, below...)
+			default:
+				skipped = append(skipped, skippedDir{filepath.Join(path, e.Name()), len(below)})
+			}
+		}
 	}
 	if len(files) == 0 {
-		return nil, errors.New(path + ": no *.yaml, *.yml or *.json file in this folder")
+		if len(skipped) > 0 {
+			return nil, nil, fmt.Errorf("%s: no *.yaml, *.yml or *.json file in this folder, only in its sub-folders: pass -R to check them", path)
+		}
+		return nil, nil, errors.New(path + ": no *.yaml, *.yml or *.json file in this folder")
 	}
-	return files, nil
+	return files, skipped, nil
+}
+
+// walkPolicyFiles lists the policy files in dir and below it, hidden
+// folders skipped.
+func walkPolicyFiles(dir string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if p != dir && strings.HasPrefix(d.Name(), ".") {
+			return filepath.SkipDir
+		}
+		files, err := filesource.PolicyFiles(p)
+		out = append(out, files...)
+		return err
+	})
+	return out, err
 }

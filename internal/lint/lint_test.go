@@ -31,7 +31,7 @@ func TestPaths(t *testing.T) {
 		{desc: "a misspelt field is an error, and the other documents are still checked",
 			files: map[string]string{"p.yaml": header + "metadata: {name: typo}\nspec: {allowOrigin: [https://a.example]}\n---\n" +
 				header + "metadata: {name: good}\nspec: {allowOrigins: [\"*\"], allowCredentials: true}\n"},
-			errors: 2, want: []string{"p.yaml|||error", "p.yaml|default/good|spec.allowOrigins[0]|error"}},
+			errors: 2, want: []string{"p.yaml|default/typo|spec.allowOrigin|error", "p.yaml|default/good|spec.allowOrigins[0]|error"}, fix: true},
 		{desc: "risky but legal: a warning",
 			files:    map[string]string{"p.yaml": header + "metadata: {name: slow}\nspec: {allowOrigins: [https://a.example], maxAge: 9000}\n"},
 			warnings: 1, want: []string{"p.yaml|default/slow|spec.maxAge|warning"}},
