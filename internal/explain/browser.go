@@ -2,6 +2,7 @@ package explain
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/corsgate/corsgate/internal/cors"
@@ -9,7 +10,10 @@ import (
 
 // Browser is what a browser makes of the response, after the Fetch
 // standard's CORS check (§4.9) and CORS-preflight fetch (§4.8), with the
-// console message Chrome and Firefox print for the first failure.
+// console message Chrome, Firefox and Safari print for the first failure.
+// The messages are the browsers' own words, as the browser suite (test/e2e)
+// captures them from Chromium, Firefox and WebKit and compares them with
+// these, request by request.
 type Browser struct {
 	// Allowed: the page may read the response (for a preflight: the browser
 	// goes on to send the actual request).
@@ -27,7 +31,68 @@ type Browser struct {
 	Failure string `json:"failure,omitempty"`
 	Chrome  string `json:"chrome,omitempty"`
 	Firefox string `json:"firefox,omitempty"`
-	Note    string `json:"note,omitempty"`
+	// Safari is WebKit's reason line, where its wording has been captured
+	// from a real WebKit; empty otherwise.
+	Safari string `json:"safari,omitempty"`
+	Note   string `json:"note,omitempty"`
+}
+
+// Message is the console message of one engine: "chromium", "firefox" or
+// "webkit".
+func (b Browser) Message(engine string) string {
+	switch engine {
+	case "chromium", "chrome":
+		return b.Chrome
+	case "firefox":
+		return b.Firefox
+	case "webkit", "safari":
+		return b.Safari
+	}
+	return ""
+}
+
+// Exchange is one cross-origin request as a browser sent it and the
+// response it received, for Judge.
+type Exchange struct {
+	// Method is the page's method; for a preflight, the method it asks for.
+	Method string
+	URL    string
+	Origin string
+	// RequestHeaders are the names the preflight asks for
+	// (Access-Control-Request-Headers).
+	RequestHeaders []string
+	Credentials    bool
+	// Preflight: Status and Headers are the preflight's answer.
+	Preflight bool
+	Status    int
+	// Headers are the response's headers, "Name: value".
+	Headers []string
+}
+
+// Judge is explain's browser verdict on one exchange, with each browser's
+// console message: what explain prints for a request, given the response
+// the browser received. The browser suite holds it against what real
+// browsers print.
+func Judge(x Exchange) (Browser, error) {
+	r := cors.Request{Method: x.Method, Origin: x.Origin, HasOrigin: true}
+	if x.Preflight {
+		r.Method, r.AccessControlRequestMethod = "OPTIONS", x.Method
+		names := make([]string, 0, len(x.RequestHeaders))
+		for _, n := range x.RequestHeaders {
+			names = append(names, strings.ToLower(n))
+		}
+		slices.Sort(names)
+		r.AccessControlRequestHeaders = strings.Join(names, ",")
+	}
+	var hs []cors.Header
+	for _, line := range x.Headers {
+		h, err := parseHeader(line)
+		if err != nil {
+			return Browser{}, err
+		}
+		hs = append(hs, h)
+	}
+	return browserVerdict(&r, x.Credentials, x.URL, true, x.Status, hs), nil
 }
 
 // browserVerdict judges a response (status is known only for an answer at
@@ -51,26 +116,31 @@ func browserVerdict(r *cors.Request, credentials bool, url string, atEdge bool, 
 	f := failure{}
 	switch {
 	case corsFail.id != "" || statusFail:
-		// Chromium runs the CORS check before looking at the status,
-		// Firefox the other way round: the same response reads differently.
-		chrome, firefox := corsFail, corsFail
-		if statusFail {
-			if chrome.id == "" {
-				chrome = failure{id: "preflight-status"}
-			}
-			firefox = failure{id: "preflight-status"}
+		// Chromium and Firefox run the CORS check before looking at a
+		// preflight's status, WebKit the other way round (Fetch §4.8 step 7
+		// requires both and names no order): the same response reads
+		// differently.
+		chrome := corsFail
+		if chrome.id == "" {
+			chrome = failure{id: "preflight-status"}
 		}
-		b := Browser{Failure: chrome.id}
-		b.Chrome = chromeMessage(url, r.Origin, preflight, chrome)
-		b.Firefox = firefoxMessage(url, preflight, status, firefox)
-		return b
+		safari := corsFail
+		if statusFail {
+			safari = failure{id: "preflight-status"}
+		}
+		return Browser{
+			Failure: chrome.id,
+			Chrome:  chromeMessage(url, r.Origin, preflight, chrome),
+			Firefox: firefoxMessage(url, status, chrome),
+			Safari:  safariMessage(r.Origin, status, safari),
+		}
 	case preflight:
 		f = preflightCheck(view, r, credentials)
 	}
 	if f.id == "" {
 		return Browser{Allowed: true}
 	}
-	return Browser{Failure: f.id, Chrome: chromeMessage(url, r.Origin, true, f), Firefox: firefoxMessage(url, true, status, f)}
+	return Browser{Failure: f.id, Chrome: chromeMessage(url, r.Origin, true, f), Firefox: firefoxMessage(url, status, f), Safari: safariMessage(r.Origin, status, f)}
 }
 
 type failure struct {
@@ -154,9 +224,6 @@ func chromeMessage(url, origin string, preflight bool, f failure) string {
 	switch f.id {
 	case "missing-allow-origin":
 		why = pre + "No 'Access-Control-Allow-Origin' header is present on the requested resource."
-		if !preflight {
-			why += " If an opaque response serves your needs, set the request's mode to 'no-cors' to fetch the resource with CORS disabled."
-		}
 	case "multiple-allow-origin":
 		why = pre + fmt.Sprintf("The 'Access-Control-Allow-Origin' header contains multiple values '%s', but only one is allowed.", f.value)
 	case "allow-origin-mismatch":
@@ -178,22 +245,26 @@ func chromeMessage(url, origin string, preflight bool, f failure) string {
 }
 
 // firefoxMessage is Firefox's console error (its CORS* reason strings, with
-// the typographic quotes it prints).
-func firefoxMessage(url string, preflight bool, status int, f failure) string {
+// the typographic quotes it prints). Some reasons end with the response's
+// status, when explain knows it.
+func firefoxMessage(url string, status int, f failure) string {
 	var why string
+	withStatus := false
 	switch f.id {
 	case "missing-allow-origin":
-		why = "CORS header ‘Access-Control-Allow-Origin’ missing"
+		why, withStatus = "CORS header ‘Access-Control-Allow-Origin’ missing", true
 	case "multiple-allow-origin":
 		why = "Multiple CORS header ‘Access-Control-Allow-Origin’ not allowed"
 	case "allow-origin-mismatch":
 		why = fmt.Sprintf("CORS header ‘Access-Control-Allow-Origin’ does not match ‘%s’", f.value)
 	case "wildcard-origin-with-credentials":
-		why = "Credential is not supported if the CORS header ‘Access-Control-Allow-Origin’ is ‘*’"
+		// The one reason whose URL Firefox quotes.
+		return fmt.Sprintf("Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at ‘%s’. "+
+			"(Reason: Credential is not supported if the CORS header ‘Access-Control-Allow-Origin’ is ‘*’).", url)
 	case "credentials-not-allowed":
 		why = "expected ‘true’ in CORS header ‘Access-Control-Allow-Credentials’"
 	case "preflight-status":
-		why = "CORS preflight response did not succeed"
+		why, withStatus = "CORS preflight response did not succeed", true
 	case "method-not-allowed":
 		why = "Did not find method in CORS header ‘Access-Control-Allow-Methods’"
 	case "header-not-allowed":
@@ -202,8 +273,28 @@ func firefoxMessage(url string, preflight bool, status int, f failure) string {
 		return "Firefox sends no Private Network Access preflight: it reports nothing for this check"
 	}
 	msg := fmt.Sprintf("Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at %s. (Reason: %s).", url, why)
-	if preflight && status != 0 {
+	if withStatus && status != 0 {
 		msg += fmt.Sprintf(" Status code: %d.", status)
 	}
 	return msg
+}
+
+// safariMessage is WebKit's console reason (its "security" line; the line
+// that names the URL only says "Fetch API cannot load … due to access
+// control checks."), for the failures whose wording was read from a real
+// WebKit; "" for the others.
+func safariMessage(origin string, status int, f failure) string {
+	code := ""
+	if status != 0 {
+		code = fmt.Sprintf(" Status code: %d", status)
+	}
+	switch f.id {
+	case "missing-allow-origin":
+		return "Origin " + origin + " is not allowed by Access-Control-Allow-Origin." + code
+	case "wildcard-origin-with-credentials":
+		return "Cannot use wildcard in Access-Control-Allow-Origin when credentials flag is true."
+	case "preflight-status":
+		return "Preflight response is not successful." + code
+	}
+	return ""
 }

@@ -20,6 +20,10 @@ type seen struct {
 	Header http.Header
 	Body   string
 	Status int // what the server answered
+	// RespHeader is what the server answered with (the edge's recorder
+	// only): the closest equivalent of the browser's network events for an
+	// engine that reports none.
+	RespHeader http.Header
 }
 
 // recorder keeps every request a server received, for the assertions on what
@@ -33,6 +37,14 @@ func (r *recorder) add(s seen) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reqs = append(r.reqs, s)
+}
+
+// reset forgets every request, between engines: each engine's scenarios
+// count only their own requests.
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = nil
 }
 
 // matching returns the requests for exactly urlPath (query ignored) with the

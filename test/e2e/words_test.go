@@ -1,0 +1,128 @@
+//go:build e2e
+
+package e2e_test
+
+import (
+	"fmt"
+	"net/textproto"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/corsgate/corsgate/internal/explain"
+)
+
+// words is the wording table: for every failure a scenario provokes, the
+// line the engine printed beside the one `corsgate explain` prints for the
+// same request and response. It is written to E2E_ARTIFACTS_DIR/words.tsv
+// and to the log at the end of the run.
+var words struct {
+	mu   sync.Mutex
+	rows map[string]wordsRow // by engine, failure class and scenario
+}
+
+type wordsRow struct {
+	engine, class, scenario, url, real, explain string
+}
+
+// saysWhy checks what the engine printed for the failure of the page's last
+// fetch of r (its preflight when preflight is set) against explain's
+// message for the same exchange: the request, and the response the browser
+// received (its own network events; the edge's record for WebKit). A
+// difference fails the scenario: explain must speak each browser's words.
+func (tb *tab) saysWhy(t *testing.T, r request, preflight bool) {
+	t.Helper()
+	got := tb.response
+	if preflight {
+		got = tb.preflight
+	}
+	rec := got(t, r.URL)
+	x := explain.Exchange{
+		Method: r.Method, URL: r.URL, Origin: tb.origin, Credentials: r.Credentials == "include",
+		Preflight: preflight, Status: rec.status,
+	}
+	if x.Method == "" {
+		x.Method = "GET"
+	}
+	for n := range r.Headers {
+		x.RequestHeaders = append(x.RequestHeaders, n)
+	}
+	for n, v := range rec.headers {
+		for _, line := range strings.Split(v, "\n") {
+			x.Headers = append(x.Headers, textproto.CanonicalMIMEHeaderKey(n)+": "+line)
+		}
+	}
+	b, err := explain.Judge(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Allowed {
+		t.Fatalf("explain says the browser allows %s %s from %s (%+v); the %s page was refused", x.Method, x.URL, x.Origin, x, tb.engine)
+	}
+	want := b.Message(tb.engine)
+	if tb.ev == nil {
+		tb.cannot(t, fmt.Sprintf("its console, so explain's WebKit wording for %s is not compared (explain: %q)", b.Failure, want))
+		addWords(wordsRow{engine: tb.engine, class: b.Failure, scenario: t.Name(), url: r.URL, real: "(console not readable)", explain: want})
+		return
+	}
+	line := tb.failureLine(t, r.URL)
+	addWords(wordsRow{engine: tb.engine, class: b.Failure, scenario: t.Name(), url: r.URL, real: line, explain: want})
+	if line != want {
+		t.Errorf("%s printed (%s):\n  %s\nexplain prints:\n  %s", tb.engine, b.Failure, line, want)
+	}
+}
+
+// failureLine waits for the first console error, since the page's last
+// fetch() began, that names url, and returns its text.
+func (tb *tab) failureLine(t *testing.T, url string) string {
+	t.Helper()
+	var line string
+	names := func(l string) bool {
+		// Chromium quotes the URL '…'; Firefox ends it with ". " or quotes
+		// it ‘…’.
+		return strings.Contains(l, "'"+url+"'") || strings.Contains(l, url+". ") || strings.Contains(l, "‘"+url+"’")
+	}
+	tb.ev.wait(t, func() bool {
+		for _, l := range tb.ev.console[min(tb.mark, len(tb.ev.console)):] {
+			if strings.HasPrefix(l, "error (javascript): ") && names(l) {
+				line = strings.TrimPrefix(l, "error (javascript): ")
+				return true
+			}
+		}
+		return false
+	}, "a console error naming "+url)
+	return line
+}
+
+// addWords keeps one row per engine, failure class and scenario.
+func addWords(r wordsRow) {
+	words.mu.Lock()
+	defer words.mu.Unlock()
+	if words.rows == nil {
+		words.rows = map[string]wordsRow{}
+	}
+	words.rows[r.engine+"\x00"+r.class+"\x00"+r.scenario+"\x00"+r.url] = r
+}
+
+// writeWords writes the wording table to dir/words.tsv and returns it as
+// text, one row per failure class per engine per scenario.
+func writeWords(dir string) string {
+	words.mu.Lock()
+	defer words.mu.Unlock()
+	keys := make([]string, 0, len(words.rows))
+	for k := range words.rows {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("engine\tfailure\tscenario\turl\tbrowser printed\texplain prints\tsame\n")
+	for _, k := range keys {
+		r := words.rows[k]
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", r.engine, r.class, r.scenario, r.url, r.real, r.explain, r.real == r.explain)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "words.tsv"), []byte(b.String()), 0o644)
+	return b.String()
+}
