@@ -83,8 +83,8 @@ func newTestPKI(names ...string) (*testPKI, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return &testPKI{
-		pool: pool,
-		cert: tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key, Leaf: leaf},
+		pool:    pool,
+		cert:    tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key, Leaf: leaf},
 		spki:    base64.StdEncoding.EncodeToString(sum[:]),
 		caPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		leafPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),

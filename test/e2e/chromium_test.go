@@ -138,7 +138,9 @@ func chromiumEvent(e *tabEvents, ev any) {
 				parts = append(parts, a.Description)
 			}
 		}
-		e.record(func() { e.console = append(e.console, fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " "))) })
+		e.record(func() {
+			e.console = append(e.console, fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " ")))
+		})
 	case *log.EventEntryAdded:
 		e.record(func() {
 			e.console = append(e.console, fmt.Sprintf("%s (%s): %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.Text))
@@ -153,7 +155,9 @@ func chromiumEvent(e *tabEvents, ev any) {
 		case ev.Type == network.ResourceTypeFetch:
 			kind = kindFetch
 		}
-		e.record(func() { e.requests = append(e.requests, sentRequest{id: string(ev.RequestID), url: ev.Request.URL, kind: kind}) })
+		e.record(func() {
+			e.requests = append(e.requests, sentRequest{id: string(ev.RequestID), url: ev.Request.URL, kind: kind})
+		})
 	case *network.EventResponseReceivedExtraInfo:
 		// Reported for responses that then fail the CORS check too: the
 		// response as received, before any filtering.

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
 )
 
 // crossSiteFormPOST: a form on another page POSTs to the API with the user's

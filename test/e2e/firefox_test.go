@@ -32,8 +32,8 @@ type firefoxBrowser struct {
 	// reference for every new tab: without one, Firefox opens a tab next to
 	// the last one used, which a finished scenario may just have closed.
 	first string
-	mu   sync.Mutex
-	tabs map[string]*tabEvents // browsing context id → its events
+	mu    sync.Mutex
+	tabs  map[string]*tabEvents // browsing context id → its events
 }
 
 // firefoxPrefs quiet Firefox's own network traffic (the remote agent's
@@ -292,7 +292,7 @@ func (b *firefoxBrowser) event(method string, params json.RawMessage) {
 			Headers bidiHeaders `json:"headers"`
 		} `json:"request"`
 		Navigation *string `json:"navigation"`
-		Response struct {
+		Response   struct {
 			Status  int         `json:"status"`
 			Headers bidiHeaders `json:"headers"`
 		} `json:"response"`
