@@ -94,7 +94,7 @@ test-envtest: envtest-assets helm kustomize promtool ## CRD rules, controllers, 
 	go test -count=1 $(ENVTEST_PKGS)
 
 .PHONY: test-e2e
-test-e2e: envtest-assets ## Browser end-to-end tests: headless Chromium (apt-installed if missing) through corsgate, file and Kubernetes modes.
+test-e2e: envtest-assets ## Browser end-to-end tests in Chromium, Firefox and WebKit (apt-installed if missing; E2E_ENGINES=firefox for one) through corsgate, file and Kubernetes modes.
 	hack/e2e.sh
 
 .PHONY: fuzz

@@ -98,6 +98,7 @@ func TestCompileWarns(t *testing.T) {
 		{desc: "plain http with credentials", cfg: cors.Config{AllowOrigins: []string{"http://app.example.com"}, AllowCredentials: true}, field: "spec.allowOrigins[0]", want: "prefer https"},
 		{desc: "maxAge above Chromium's cap", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: ptr[int32](86400)}, field: "spec.maxAge", want: "7200"},
 		{desc: "lower-case patch", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"patch"}}, field: "spec.allowMethods[0]", want: `write "PATCH"`},
+		{desc: "allowPrivateNetwork: legacy", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, AllowPrivateNetwork: true}, field: "spec.allowPrivateNetwork", want: "no effect in current browsers"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -109,11 +109,18 @@ func browserVerdict(r *cors.Request, credentials bool, url string, atEdge bool, 
 
 	// The CORS check (Fetch §4.9): ACAO, then ACAC for credentialed requests.
 	corsFail := corsCheck(view, r.Origin, credentials)
+	if corsFail.id == "multiple-allow-origin" {
+		for _, h := range headers {
+			if h.Name == cors.HeaderACAO {
+				corsFail.lines++
+			}
+		}
+	}
 	var statusFail bool
 	if preflight && (status < 200 || status > 299) {
 		statusFail = true // Fetch §4.8 step 7: an ok status
 	}
-	f := failure{}
+	f, note := failure{}, ""
 	switch {
 	case corsFail.id != "" || statusFail:
 		// Chromium and Firefox run the CORS check before looking at a
@@ -135,10 +142,10 @@ func browserVerdict(r *cors.Request, credentials bool, url string, atEdge bool, 
 			Safari:  safariMessage(r.Origin, status, safari),
 		}
 	case preflight:
-		f = preflightCheck(view, r, credentials)
+		f, note = preflightCheck(view, r, credentials)
 	}
 	if f.id == "" {
-		return Browser{Allowed: true}
+		return Browser{Allowed: true, Note: note}
 	}
 	return Browser{Failure: f.id, Chrome: chromeMessage(url, r.Origin, true, f), Firefox: firefoxMessage(url, status, f), Safari: safariMessage(r.Origin, status, f)}
 }
@@ -146,6 +153,7 @@ func browserVerdict(r *cors.Request, credentials bool, url string, atEdge bool, 
 type failure struct {
 	id    string
 	value string // the offending header value, method or header name
+	lines int    // multiple-allow-origin: how many header lines gave it
 }
 
 func corsCheck(view map[string]string, origin string, credentials bool) failure {
@@ -168,30 +176,43 @@ func corsCheck(view map[string]string, origin string, credentials bool) failure 
 	return failure{}
 }
 
+// authorizationByWildcard is explain's note when a preflight answer's
+// Access-Control-Allow-Headers: * is all that lets Authorization through.
+const authorizationByWildcard = "the preflight answer allows Authorization only through Access-Control-Allow-Headers: *, " +
+	"which the Fetch standard says never covers it (§2.2.2, a CORS non-wildcard request-header name); " +
+	"Chromium, Firefox and WebKit accept it anyway (whatwg/fetch#1919) and may stop: " +
+	"list authorization by name, as corsgate always does"
+
 // preflightCheck is the rest of the CORS-preflight fetch (Fetch §4.8 steps
 // 7.3 to 7.7): the method, then each requested header, then (Chromium's
-// Private Network Access) the private network answer.
-func preflightCheck(view map[string]string, r *cors.Request, credentials bool) failure {
+// former Private Network Access) the private network answer. note is set
+// when the answer passes only by what browsers accept against the standard.
+func preflightCheck(view map[string]string, r *cors.Request, credentials bool) (f failure, note string) {
 	methods := splitList(view[cors.HeaderACAM])
 	m := r.AccessControlRequestMethod
 	if !contains(methods, m, false) && m != "GET" && m != "HEAD" && m != "POST" && (credentials || !contains(methods, "*", false)) {
-		return failure{id: "method-not-allowed", value: m}
+		return failure{id: "method-not-allowed", value: m}, ""
 	}
 	names := splitList(view[cors.HeaderACAH])
 	for _, n := range splitList(r.AccessControlRequestHeaders) {
 		if contains(names, n, true) {
 			continue
 		}
+		// "*" is literal with credentials.
+		if credentials || !contains(names, "*", false) {
+			return failure{id: "header-not-allowed", value: strings.ToLower(n)}, ""
+		}
 		// "*" never covers Authorization (a CORS non-wildcard request-header
-		// name, Fetch §2.2.2), and is literal with credentials.
-		if credentials || !contains(names, "*", false) || strings.EqualFold(n, "authorization") {
-			return failure{id: "header-not-allowed", value: strings.ToLower(n)}
+		// name, Fetch §2.2.2), yet every engine accepts it: the browser
+		// suite sees Chromium, Firefox and WebKit send the request.
+		if strings.EqualFold(n, "authorization") {
+			note = authorizationByWildcard
 		}
 	}
 	if r.AccessControlRequestPrivateNetwork == "true" && view[cors.HeaderACAPN] != "true" {
-		return failure{id: "private-network-not-allowed"}
+		return failure{id: "private-network-not-allowed"}, ""
 	}
-	return failure{}
+	return failure{}, note
 }
 
 func splitList(s string) []string {
@@ -225,9 +246,9 @@ func chromeMessage(url, origin string, preflight bool, f failure) string {
 	case "missing-allow-origin":
 		why = pre + "No 'Access-Control-Allow-Origin' header is present on the requested resource."
 	case "multiple-allow-origin":
-		why = pre + fmt.Sprintf("The 'Access-Control-Allow-Origin' header contains multiple values '%s', but only one is allowed.", f.value)
+		why = pre + fmt.Sprintf("The 'Access-Control-Allow-Origin' header contains multiple values '%s', but only one is allowed. Have the server send the header with a valid value.", f.value)
 	case "allow-origin-mismatch":
-		why = pre + fmt.Sprintf("The 'Access-Control-Allow-Origin' header has a value '%s' that is not equal to the supplied origin.", f.value)
+		why = pre + fmt.Sprintf("The 'Access-Control-Allow-Origin' header has a value '%s' that is not equal to the supplied origin. Have the server send the header with a valid value.", f.value)
 	case "wildcard-origin-with-credentials":
 		why = pre + "The value of the 'Access-Control-Allow-Origin' header in the response must not be the wildcard '*' when the request's credentials mode is 'include'."
 	case "credentials-not-allowed":
@@ -254,7 +275,13 @@ func firefoxMessage(url string, status int, f failure) string {
 	case "missing-allow-origin":
 		why, withStatus = "CORS header ‘Access-Control-Allow-Origin’ missing", true
 	case "multiple-allow-origin":
-		why = "Multiple CORS header ‘Access-Control-Allow-Origin’ not allowed"
+		// One header line with a list in it does not match; only repeated
+		// header lines are "multiple" to Firefox.
+		if f.lines > 1 {
+			why = "Multiple CORS header ‘Access-Control-Allow-Origin’ not allowed"
+		} else {
+			why = fmt.Sprintf("CORS header ‘Access-Control-Allow-Origin’ does not match ‘%s’", f.value)
+		}
 	case "allow-origin-mismatch":
 		why = fmt.Sprintf("CORS header ‘Access-Control-Allow-Origin’ does not match ‘%s’", f.value)
 	case "wildcard-origin-with-credentials":

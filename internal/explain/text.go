@@ -98,9 +98,12 @@ func (r *Result) WriteText(w io.Writer) error {
 		p("Browser:   blocked (%s)", br.Failure)
 		p("  Chrome:  %s", br.Chrome)
 		p("  Firefox: %s", br.Firefox)
-		if br.Note != "" {
-			p("  note:    %s", br.Note)
+		if br.Safari != "" {
+			p("  Safari:  %s", br.Safari)
 		}
+	}
+	if br.Note != "" && !br.Unknown {
+		p("  note:    %s", br.Note)
 	}
 	if f := r.Fix; f != nil {
 		if f.None != "" {

@@ -33,6 +33,7 @@ var scenarios = []struct {
 	{"DryRun changes nothing", dryRun},
 	{"policy changed while the page is open", policyChange},
 	{"cross-site form POST refused by cross-origin protection", crossSiteFormPOST},
+	{"each failure class in the browser's own words", browserWords},
 }
 
 // A GET without custom headers is a "simple" request: no preflight (Fetch

@@ -157,11 +157,16 @@ func (b *webkitBrowser) session(t *testing.T) *webkitSession {
 	// "--automation" is what makes MiniBrowser accept the driver: without
 	// it, POST /session never returns. The proxy is a MiniBrowser flag: the
 	// W3C proxy capability makes WebKit speak TLS to the proxy itself.
+	// MiniBrowser's default cookie policy, no-third-party, refuses the
+	// session cookie api.example.test sets on a fetch from app.example.test
+	// (libsoup finds no registrable domain for a .test name, so every other
+	// name is a third party): with it, the credentialed scenarios would test
+	// libsoup, not corsgate. docs/browsers.md records the difference.
 	s, err := webdriver.NewSession(ctx, base, map[string]any{
 		"acceptInsecureCerts": false,
 		"webkitgtk:browserOptions": map[string]any{
 			"binary":       miniBrowserPath,
-			"args":         []string{"--automation", "--proxy=http://" + b.env.proxy},
+			"args":         []string{"--automation", "--proxy=http://" + b.env.proxy, "--cookies-policy=always"},
 			"certificates": b.certs,
 		},
 	})

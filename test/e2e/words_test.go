@@ -126,3 +126,94 @@ func writeWords(dir string) string {
 	_ = os.WriteFile(filepath.Join(dir, "words.tsv"), []byte(b.String()), 0o644)
 	return b.String()
 }
+
+// wordsAnswer is a crafted upstream answer that provokes one failure class
+// (or, for the Authorization wildcard, none) in a browser.
+type wordsAnswer struct {
+	preflightStatus int         // 0: 204
+	preflight       [][2]string // the preflight's answer
+	actual          [][2]string // the actual response's
+}
+
+func (a wordsAnswer) headers(preflight bool) [][2]string {
+	if preflight {
+		return a.preflight
+	}
+	return a.actual
+}
+
+func (a wordsAnswer) status(preflight bool) int {
+	if preflight && a.preflightStatus != 0 {
+		return a.preflightStatus
+	}
+	if preflight {
+		return 204
+	}
+	return 200
+}
+
+// wordsAnswers, by the last path segment under /dryrun/words/.
+var wordsAnswers = map[string]wordsAnswer{
+	"mismatch": {actual: [][2]string{{"Access-Control-Allow-Origin", partner}}},
+	"multiple": {actual: [][2]string{{"Access-Control-Allow-Origin", app + ", " + partner}}},
+	"no-acac":  {actual: [][2]string{{"Access-Control-Allow-Origin", app}}},
+	"method":   {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "GET, POST"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"header":   {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"status":   {preflightStatus: 500, preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"auth-wildcard": {
+		preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "*"}},
+		actual:    [][2]string{{"Access-Control-Allow-Origin", app}},
+	},
+}
+
+// browserWords provokes every failure class explain knows that an upstream
+// (or another proxy) can cause, with crafted answers passed through
+// untouched by a DryRun policy, and holds each browser's console line
+// against explain's for the same exchange. (Missing Access-Control-Allow-
+// Origin, on a simple request and on a preflight, and the wildcard with
+// credentials come from the other scenarios, answered by corsgate itself.)
+func browserWords(t *testing.T, s *suite) {
+	tb := s.browser.open(t, app)
+	put := func(path string, headers map[string]string) request {
+		h := map[string]string{"Content-Type": "application/json"}
+		for k, v := range headers {
+			h[k] = v
+		}
+		return request{URL: api + "/dryrun/words/" + path, Method: "PUT", Body: `{}`, Headers: h}
+	}
+	for _, c := range []struct {
+		r         request
+		preflight bool
+	}{
+		{r: request{URL: api + "/dryrun/words/mismatch"}},
+		{r: request{URL: api + "/dryrun/words/multiple"}},
+		{r: request{URL: api + "/dryrun/words/two-lines"}},
+		{r: request{URL: api + "/dryrun/words/no-acac", Credentials: "include"}},
+		{r: put("method", nil), preflight: true},
+		{r: put("header", map[string]string{"X-Request-Id": "1"}), preflight: true},
+		{r: put("status", nil), preflight: true},
+	} {
+		blocked(t, tb.fetch(t, c.r))
+		tb.saysWhy(t, c.r, c.preflight)
+	}
+
+	// Access-Control-Allow-Headers: * does not cover Authorization in the
+	// Fetch standard (§2.2.2, a CORS non-wildcard request-header name), yet
+	// every engine accepts it (whatwg/fetch#1919). corsgate never relies on
+	// it (it lists authorization by name); explain says so when an
+	// upstream's answer does.
+	r := put("auth-wildcard", map[string]string{"Authorization": "Bearer t"})
+	readable(t, tb.fetch(t, r), 200)
+	pre := tb.preflight(t, r.URL)
+	x := explain.Exchange{Method: "PUT", URL: r.URL, Origin: app, RequestHeaders: []string{"authorization", "content-type"}, Preflight: true, Status: pre.status}
+	for n, v := range pre.headers {
+		x.Headers = append(x.Headers, n+": "+v)
+	}
+	b, err := explain.Judge(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Allowed || !strings.Contains(b.Note, "whatwg/fetch#1919") {
+		t.Errorf("%s let the page send Authorization on Access-Control-Allow-Headers: *; explain says allowed %v, note %q: want allowed, with a note on whatwg/fetch#1919", tb.engine, b.Allowed, b.Note)
+	}
+}
