@@ -3,7 +3,9 @@ package explain
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/corsgate/corsgate/internal/cors"
 )
@@ -324,4 +326,139 @@ func safariMessage(origin string, status int, f failure) string {
 		return "Preflight response is not successful." + code
 	}
 	return ""
+}
+
+// Console is what explain makes of a console message pasted from a
+// browser: which engine printed it and which failure it reports.
+type Console struct {
+	Engine string `json:"engine"` // chromium, firefox, webkit
+	// Failure is one of Browser.Failure's names, or local-network-access,
+	// or network-error (Firefox's "CORS request did not succeed": the
+	// request itself failed, or its preflight did).
+	Failure string `json:"failure"`
+	// NotCORSPolicy: no CORS header, and so no CorsPolicy, can fix it.
+	NotCORSPolicy bool   `json:"notCorsPolicy,omitempty"`
+	Note          string `json:"note,omitempty"`
+}
+
+// localNetworkAccess is explain's answer to Chrome's Local Network Access
+// denial, which DevTools files under CORS errors.
+const localNetworkAccess = "not a CORS policy problem: Chrome's Local Network Access (on by default since Chrome 142) " +
+	"blocks a public page's requests to a private or loopback address until the user grants the page the " +
+	"local-network permission (loopback-network for loopback, from Chrome 145); no response header grants it, " +
+	"allowPrivateNetwork included. Have the user allow it (or an enterprise policy such as " +
+	"LocalNetworkAllowedForUrls), or serve the API from a public address"
+
+// consoleFailures map the words of each engine's console messages to
+// failures, most specific first.
+var consoleFailures = []struct {
+	engine, words, failure string
+}{
+	{"chromium", "Permission was denied for this request to access the", "local-network-access"},
+	{"chromium", "No 'Access-Control-Allow-Origin' header is present", "missing-allow-origin"},
+	{"chromium", "header contains multiple values", "multiple-allow-origin"},
+	{"chromium", "that is not equal to the supplied origin", "allow-origin-mismatch"},
+	{"chromium", "must not be the wildcard '*' when the request's credentials mode is 'include'", "wildcard-origin-with-credentials"},
+	{"chromium", "'Access-Control-Allow-Credentials' header in the response is", "credentials-not-allowed"},
+	{"chromium", "It does not have HTTP ok status.", "preflight-status"},
+	{"chromium", "is not allowed by Access-Control-Allow-Methods in preflight response", "method-not-allowed"},
+	{"chromium", "is not allowed by Access-Control-Allow-Headers in preflight response", "header-not-allowed"},
+	{"chromium", "Access-Control-Allow-Private-Network", "private-network-not-allowed"},
+	{"chromium", "Redirect is not allowed for a preflight request", "preflight-redirect"},
+	{"firefox", "CORS header ‘Access-Control-Allow-Origin’ missing", "missing-allow-origin"},
+	{"firefox", "Multiple CORS header ‘Access-Control-Allow-Origin’ not allowed", "multiple-allow-origin"},
+	{"firefox", "CORS header ‘Access-Control-Allow-Origin’ does not match", "allow-origin-mismatch"},
+	{"firefox", "Credential is not supported if the CORS header ‘Access-Control-Allow-Origin’ is ‘*’", "wildcard-origin-with-credentials"},
+	{"firefox", "expected ‘true’ in CORS header ‘Access-Control-Allow-Credentials’", "credentials-not-allowed"},
+	{"firefox", "CORS preflight response did not succeed", "preflight-status"},
+	{"firefox", "Did not find method in CORS header ‘Access-Control-Allow-Methods’", "method-not-allowed"},
+	{"firefox", "is not allowed according to header ‘Access-Control-Allow-Headers’", "header-not-allowed"},
+	{"firefox", "CORS request did not succeed", "network-error"},
+	{"chromium", "Failed to load resource: net::ERR_", "network-error"},
+	{"webkit", "is not allowed by Access-Control-Allow-Origin.", "missing-allow-origin"},
+	{"webkit", "Cannot use wildcard in Access-Control-Allow-Origin when credentials flag is true.", "wildcard-origin-with-credentials"},
+	{"webkit", "Preflight response is not successful.", "preflight-status"},
+}
+
+// ReadConsole recognises a browser's console message: which engine printed
+// it and which failure it reports. ok is false for a message explain does
+// not know.
+func ReadConsole(msg string) (c Console, ok bool) {
+	for _, f := range consoleFailures {
+		if !strings.Contains(msg, f.words) {
+			continue
+		}
+		c = Console{Engine: f.engine, Failure: f.failure}
+		switch {
+		case f.failure == "local-network-access":
+			c.NotCORSPolicy, c.Note = true, localNetworkAccess
+		case f.failure == "allow-origin-mismatch" && f.engine == "firefox" && strings.Contains(msg, "’ does not match ‘") &&
+			strings.Contains(msg[strings.Index(msg, "does not match"):], ","):
+			// Firefox words a list in one header as a mismatch.
+			c.Failure = "multiple-allow-origin"
+		case f.failure == "missing-allow-origin" && f.engine == "webkit":
+			// WebKit words a missing and a wrong value alike.
+			c.Note = "WebKit says this both when Access-Control-Allow-Origin is missing and when it names another origin"
+		case f.failure == "network-error" && f.engine == "firefox":
+			c.Note = "Firefox prints this after the line that gives the reason, or alone when the connection itself failed (no response: DNS, TLS, refused)"
+		case f.failure == "network-error":
+			c.Note = "Chromium prints this after every blocked request; alone, it means no response came at all (DNS, TLS, proxy, refused): not a CORS policy problem"
+		}
+		return c, true
+	}
+	return Console{}, false
+}
+
+// PreflightCacheCaps are the longest each engine keeps a preflight answer,
+// whatever Access-Control-Max-Age asks: Chromium's kMaxTimeout, WebKit's
+// maxPreflightCacheTimeout, Firefox's 24 hours.
+var PreflightCacheCaps = []struct {
+	Engine string
+	Cap    time.Duration
+}{
+	{"Chromium", 2 * time.Hour},
+	{"Firefox", 24 * time.Hour},
+	{"WebKit", 10 * time.Minute},
+}
+
+// CachedFor says how long browsers may keep a preflight answer carrying
+// Access-Control-Max-Age: maxAge, per engine: a policy change reaches a
+// browser that cached an earlier answer only after that. "" for no caching.
+func CachedFor(maxAge string) string {
+	secs, err := strconv.Atoi(strings.TrimSpace(maxAge))
+	if err != nil || secs <= 0 {
+		return ""
+	}
+	return "cached for up to " + cacheCaps(time.Duration(secs)*time.Second) +
+		": a browser that cached an earlier answer sees a policy change only after that"
+}
+
+// StaleAllowance is the note for a preflight the policy now refuses: a
+// browser may still hold an earlier answer that allowed it.
+func StaleAllowance() string {
+	return "a browser that cached an earlier answer allowing this preflight keeps sending the request until that expires: " +
+		"cached for up to " + cacheCaps(0) + " (the engines' caps; the earlier answer's maxAge may be shorter)"
+}
+
+// cacheCaps lists min(d, cap) per engine; d == 0 lists the caps.
+func cacheCaps(d time.Duration) string {
+	parts := make([]string, 0, len(PreflightCacheCaps))
+	for _, c := range PreflightCacheCaps {
+		v := c.Cap
+		if d > 0 {
+			v = min(d, c.Cap)
+		}
+		parts = append(parts, c.Engine+" "+humanDuration(v))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func humanDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	}
+	return fmt.Sprintf("%d s", d/time.Second)
 }

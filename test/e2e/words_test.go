@@ -73,6 +73,10 @@ func (tb *tab) saysWhy(t *testing.T, r request, preflight bool) {
 	if line != want {
 		t.Errorf("%s printed (%s):\n  %s\nexplain prints:\n  %s", tb.engine, b.Failure, line, want)
 	}
+	// And the other way: explain reads the line pasted back to it.
+	if c, ok := explain.ReadConsole(line); !ok || c.Engine != tb.engine || c.Failure != b.Failure {
+		t.Errorf("explain reads %s's line as %+v (recognised: %v), want %s from %s", tb.engine, c, ok, b.Failure, tb.engine)
+	}
 }
 
 // failureLine waits for the first console error, since the page's last
@@ -187,7 +191,6 @@ func browserWords(t *testing.T, s *suite) {
 	}{
 		{r: request{URL: api + "/dryrun/words/mismatch"}},
 		{r: request{URL: api + "/dryrun/words/multiple"}},
-		{r: request{URL: api + "/dryrun/words/two-lines"}},
 		{r: request{URL: api + "/dryrun/words/no-acac", Credentials: "include"}},
 		{r: put("method", nil), preflight: true},
 		{r: put("header", map[string]string{"X-Request-Id": "1"}), preflight: true},
@@ -196,6 +199,15 @@ func browserWords(t *testing.T, s *suite) {
 		blocked(t, tb.fetch(t, c.r))
 		tb.saysWhy(t, c.r, c.preflight)
 	}
+
+	// No response at all (the proxy refuses the name): a network error,
+	// which the page sees exactly as it sees a CORS failure. explain
+	// recognises each engine's line and says so.
+	down := request{URL: "https://unreachable.invalid/words"}
+	if o := tb.fetch(t, down); o.Error != typeErrors[tb.engine] {
+		t.Errorf("fetch() of an unreachable name rejected with %q, want %s's %s", o.Error, tb.engine, typeErrors[tb.engine])
+	}
+	tb.networkErrorSaid(t, down.URL)
 
 	// Access-Control-Allow-Headers: * does not cover Authorization in the
 	// Fetch standard (§2.2.2, a CORS non-wildcard request-header name), yet
@@ -216,4 +228,27 @@ func browserWords(t *testing.T, s *suite) {
 	if !b.Allowed || !strings.Contains(b.Note, "whatwg/fetch#1919") {
 		t.Errorf("%s let the page send Authorization on Access-Control-Allow-Headers: *; explain says allowed %v, note %q: want allowed, with a note on whatwg/fetch#1919", tb.engine, b.Allowed, b.Note)
 	}
+}
+
+// networkErrorSaid waits for the console line the engine printed for the
+// page's last fetch, which reached no server, and checks that explain
+// recognises it as a network error.
+func (tb *tab) networkErrorSaid(t *testing.T, url string) {
+	t.Helper()
+	if tb.ev == nil {
+		tb.cannot(t, "its console, so its network-error line for "+url+" is not read")
+		addWords(wordsRow{engine: tb.engine, class: "network-error", scenario: t.Name(), url: url, real: "(console not readable)"})
+		return
+	}
+	var line string
+	tb.ev.wait(t, func() bool {
+		for _, l := range tb.ev.console[min(tb.mark, len(tb.ev.console)):] {
+			if c, ok := explain.ReadConsole(l); ok && c.Failure == "network-error" {
+				line = l
+				return true
+			}
+		}
+		return false
+	}, "a console line explain reads as a network error, for "+url)
+	addWords(wordsRow{engine: tb.engine, class: "network-error", scenario: t.Name(), url: url, real: line, explain: "(recognised: network-error)"})
 }
