@@ -142,9 +142,13 @@ func chromiumEvent(e *tabEvents, ev any) {
 			e.console = append(e.console, fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " ")))
 		})
 	case *log.EventEntryAdded:
-		e.record(func() {
-			e.console = append(e.console, fmt.Sprintf("%s (%s): %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.Text))
-		})
+		line := fmt.Sprintf("%s (%s): %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.Text)
+		if ev.Entry.Source == log.EntrySourceNetwork && ev.Entry.URL != "" {
+			// "Failed to load resource" does not name the resource: the
+			// entry's URL does.
+			line += " [" + ev.Entry.URL + "]"
+		}
+		e.record(func() { e.console = append(e.console, line) })
 	case *network.EventRequestWillBeSent:
 		kind := kindOther
 		switch {

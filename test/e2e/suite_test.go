@@ -99,6 +99,7 @@ var startEngine = map[string]func(t *testing.T, env browserEnv) browser{
 // credentials mode) mix them up.
 func (s *suite) run(t *testing.T) {
 	for _, engine := range engines {
+		start := time.Now()
 		t.Run(engine, func(t *testing.T) {
 			s.upstream.reset()
 			s.edge.reset()
@@ -111,6 +112,9 @@ func (s *suite) run(t *testing.T) {
 				})
 			}
 		})
+		// t.Run returns once the engine's parallel scenarios, and its
+		// browser's cleanup, have ended.
+		t.Logf("%s: %d scenarios, browser start and stop included, in %s", engine, len(scenarios), time.Since(start).Round(10*time.Millisecond))
 	}
 }
 
