@@ -177,28 +177,6 @@ func (tb *tab) cannot(t *testing.T, what string) {
 	t.Logf("%s cannot observe %s: not checked in this engine", tb.engine, what)
 }
 
-// consoleLine waits until the browser has logged a console line containing
-// every one of parts, and returns it. Engines without a readable console say
-// so and return "".
-func (tb *tab) consoleLine(t *testing.T, parts ...string) string {
-	t.Helper()
-	if tb.ev == nil {
-		tb.cannot(t, fmt.Sprintf("its console (WebKitWebDriver has no log endpoint and no BiDi; wanted a line with %q)", parts))
-		return ""
-	}
-	var line string
-	tb.ev.wait(t, func() bool {
-		for _, l := range tb.ev.console {
-			if containsAll(l, parts) {
-				line = l
-				return true
-			}
-		}
-		return false
-	}, fmt.Sprintf("a console line with %q", parts))
-	return line
-}
-
 // corsReason checks the machine-readable reason Chromium gives for the
 // failure of the page's last fetch of url (Network.loadingFailed's
 // corsErrorStatus): want is its exact name, or a prefix ending in "*".
@@ -405,13 +383,4 @@ func (e *tabEvents) wait(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("the browser never reported %s; console so far:\n%s", what, strings.Join(e.consoleLines(), "\n"))
 		}
 	}
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }
