@@ -23,26 +23,32 @@ import (
 // webkitBrowser drives WebKitGTK's MiniBrowser through WebKitWebDriver (W3C
 // WebDriver over HTTP). MiniBrowser is a GTK program with no headless mode,
 // so it runs on the suite's own Xvfb. A WebKitWebDriver holds one session,
-// and a session's windows share one current window, so every scenario gets
-// its own driver and MiniBrowser (about half a second each): the scenarios'
-// tabs stay apart, and a scenario's tabs share cookies, as one browser's do.
+// and a session's windows share one current window, so a scenario holds a
+// driver and its MiniBrowser for itself while it runs: the scenarios' tabs
+// stay apart, and a scenario's tabs share cookies, as one browser's do.
+// Sessions are kept for the next scenario (starting one costs a few
+// seconds on a loaded machine), so only as many start as scenarios run at
+// once; like Chromium's and Firefox's one browser, they keep cookies and
+// preflight caches across scenarios, which use URLs of their own.
 //
 // This build of WebKit offers no BiDi and no log endpoint, and automation
 // sessions print no console messages: a WebKit tab reports no events.
 type webkitBrowser struct {
+	t       *testing.T // the engine's test: sessions outlive scenarios
 	env     browserEnv
 	display string
 	certs   []map[string]string // per host: the exact leaf it may serve
 
 	mu       sync.Mutex
-	sessions map[*testing.T]*webkitSession
+	sessions map[*testing.T]*webkitSession // in use, by scenario
+	idle     []*webkitSession
 }
 
 type webkitSession struct {
 	mu      sync.Mutex // one command at a time: the current window is shared
 	s       *webdriver.Session
-	current string // the current window's handle
-	first   bool   // the session's first window is still unused
+	current string   // the current window's handle
+	free    []string // windows no scenario uses
 }
 
 func startWebKit(t *testing.T, env browserEnv) browser {
@@ -59,7 +65,7 @@ func startWebKit(t *testing.T, env browserEnv) browser {
 	for _, name := range certNames {
 		certs = append(certs, map[string]string{"host": name, "certificateFile": leaf})
 	}
-	return &webkitBrowser{env: env, display: display, certs: certs, sessions: map[*testing.T]*webkitSession{}}
+	return &webkitBrowser{t: t, env: env, display: display, certs: certs, sessions: map[*testing.T]*webkitSession{}}
 }
 
 // startXvfb starts an X server of the suite's own (not xvfb-run: its process
@@ -118,7 +124,8 @@ func stopQuietly(t *testing.T, p *process, name string) {
 	}
 }
 
-// session is the scenario t's WebDriver session, started on first use.
+// session is the scenario t's WebDriver session: an idle one, or a new one.
+// It goes back to the idle ones, every window free, when t ends.
 func (b *webkitBrowser) session(t *testing.T) *webkitSession {
 	t.Helper()
 	b.mu.Lock()
@@ -126,12 +133,32 @@ func (b *webkitBrowser) session(t *testing.T) *webkitSession {
 	if s := b.sessions[t]; s != nil {
 		return s
 	}
+	var ws *webkitSession
+	if n := len(b.idle); n > 0 {
+		ws, b.idle = b.idle[n-1], b.idle[:n-1]
+	} else {
+		ws = b.newSession(t)
+	}
+	b.sessions[t] = ws
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.sessions, t)
+		b.idle = append(b.idle, ws)
+	})
+	return ws
+}
+
+// newSession starts a WebKitWebDriver and a session in it. Failures are the
+// scenario t's; the driver and the session end with the engine's test.
+func (b *webkitBrowser) newSession(t *testing.T) *webkitSession {
+	t.Helper()
 	port := freePort(t)
-	logFile, err := os.Create(filepath.Join(b.env.artifacts, "webkit-"+strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".log"))
+	logFile, err := os.Create(filepath.Join(b.env.artifacts, "webkitwebdriver-"+port+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { logFile.Close() })
+	b.t.Cleanup(func() { logFile.Close() })
 	cmd := exec.Command(webkitDriverPath, "--port="+port)
 	cmd.Env = append(os.Environ(), "DISPLAY="+b.display)
 	// Its own process group, which MiniBrowser and WebKit's helper processes
@@ -140,7 +167,7 @@ func (b *webkitBrowser) session(t *testing.T) *webkitSession {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	proc := startProcess(t, cmd)
 	// Cleanups run last-in first-out: the session ends, then its driver.
-	t.Cleanup(func() { stopQuietly(t, proc, "WebKitWebDriver") })
+	b.t.Cleanup(func() { stopQuietly(b.t, proc, "WebKitWebDriver") })
 	base := "http://127.0.0.1:" + port
 
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
@@ -159,9 +186,9 @@ func (b *webkitBrowser) session(t *testing.T) *webkitSession {
 	// W3C proxy capability makes WebKit speak TLS to the proxy itself.
 	// MiniBrowser's default cookie policy, no-third-party, refuses the
 	// session cookie api.example.test sets on a fetch from app.example.test
-	// (libsoup finds no registrable domain for a .test name, so every other
-	// name is a third party): with it, the credentialed scenarios would test
-	// libsoup, not corsgate. docs/browsers.md records the difference.
+	// (observed with WebKitGTK 2.50.6; Chromium and Firefox store it): with
+	// it, the credentialed scenarios would test that policy, not corsgate.
+	// docs/browsers.md records the difference.
 	s, err := webdriver.NewSession(ctx, base, map[string]any{
 		"acceptInsecureCerts": false,
 		"webkitgtk:browserOptions": map[string]any{
@@ -173,22 +200,19 @@ func (b *webkitBrowser) session(t *testing.T) *webkitSession {
 	if err != nil {
 		t.Fatalf("webkit: creating a session: %v; see %s", err, logFile.Name())
 	}
-	t.Logf("webkit: %v %v", s.Capabilities["browserName"], s.Capabilities["browserVersion"])
-	t.Cleanup(func() {
+	t.Logf("webkit: %v %v, --cookies-policy=always (docs/browsers.md)", s.Capabilities["browserName"], s.Capabilities["browserVersion"])
+	b.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := s.Delete(ctx); err != nil {
-			t.Logf("webkit: ending the session: %v", err)
+			b.t.Logf("webkit: ending the session: %v", err)
 		}
 	})
-	ws := &webkitSession{s: s, first: true}
-	b.sessions[t] = ws
-	t.Cleanup(func() {
-		b.mu.Lock()
-		delete(b.sessions, t)
-		b.mu.Unlock()
-	})
-	return ws
+	first, err := s.WindowHandle(ctx)
+	if err != nil {
+		t.Fatalf("webkit: the session's window: %v", err)
+	}
+	return &webkitSession{s: s, current: first, free: []string{first}}
 }
 
 func (b *webkitBrowser) open(t *testing.T, origin string) *tab {
@@ -199,12 +223,16 @@ func (b *webkitBrowser) open(t *testing.T, origin string) *tab {
 	ws.mu.Lock()
 	var handle string
 	var err error
-	if ws.first {
-		ws.first = false
-		handle, err = ws.s.WindowHandle(ctx)
+	if n := len(ws.free); n > 0 {
+		handle, ws.free = ws.free[n-1], ws.free[:n-1]
 	} else {
 		handle, err = ws.s.NewWindow(ctx)
 	}
+	t.Cleanup(func() {
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		ws.free = append(ws.free, handle)
+	})
 	wt := &webkitTab{ws: ws, handle: handle}
 	if err == nil {
 		err = wt.switchTo(ctx)
