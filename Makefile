@@ -34,7 +34,7 @@ IMG ?= ghcr.io/corsgate/corsgate:dev
 FUZZTIME ?= 10s
 
 # The modules: the product (.), and two of tooling whose dependencies the
-# product must not carry (bench: rs/cors, jub0bs/cors; test/e2e: chromedp).
+# product must not carry (bench: rs/cors, jub0bs/cors; test/e2e: chromedp, gorilla/websocket).
 MODULES := . bench test/e2e
 # Test tiers by package: unit tests need nothing but Go; envtest tests start a
 # real kube-apiserver and etcd (bin/k8s), and the binary tests build corsgate.
