@@ -28,8 +28,8 @@ type Browser struct {
 	// Failure names the failed check, stable for scripts:
 	// missing-allow-origin, multiple-allow-origin, allow-origin-mismatch,
 	// wildcard-origin-with-credentials, credentials-not-allowed,
-	// preflight-status, method-not-allowed, header-not-allowed,
-	// private-network-not-allowed.
+	// preflight-status, preflight-redirect, method-not-allowed,
+	// header-not-allowed, private-network-not-allowed.
 	Failure string `json:"failure,omitempty"`
 	Chrome  string `json:"chrome,omitempty"`
 	Firefox string `json:"firefox,omitempty"`
@@ -107,6 +107,14 @@ func browserVerdict(r *cors.Request, credentials bool, url string, atEdge bool, 
 	preflight := kindOf(r) == cors.KindPreflight
 	if preflight && !atEdge && status == 0 {
 		status = 200 // the upstream's answer, assumed ok: only its headers were given
+	}
+
+	// A preflight is never redirected (Fetch §4.8: its response must have
+	// an ok status); Chromium and Firefox name the redirect rather than the
+	// status, whatever the headers say.
+	if preflight && status >= 300 && status <= 399 {
+		f := failure{id: "preflight-redirect"}
+		return Browser{Failure: f.id, Chrome: chromeMessage(url, r.Origin, true, f), Firefox: firefoxMessage(url, status, f)}
 	}
 
 	// The CORS check (Fetch §4.9): ACAO, then ACAC for credentialed requests.
@@ -257,6 +265,8 @@ func chromeMessage(url, origin string, preflight bool, f failure) string {
 		why = pre + fmt.Sprintf("The value of the 'Access-Control-Allow-Credentials' header in the response is '%s' which must be 'true' when the request's credentials mode is 'include'.", f.value)
 	case "preflight-status":
 		why = pre + "It does not have HTTP ok status."
+	case "preflight-redirect":
+		why = pre + "Redirect is not allowed for a preflight request."
 	case "method-not-allowed":
 		why = fmt.Sprintf("Method %s is not allowed by Access-Control-Allow-Methods in preflight response.", f.value)
 	case "header-not-allowed":
@@ -294,6 +304,8 @@ func firefoxMessage(url string, status int, f failure) string {
 		why = "expected ‘true’ in CORS header ‘Access-Control-Allow-Credentials’"
 	case "preflight-status":
 		why, withStatus = "CORS preflight response did not succeed", true
+	case "preflight-redirect":
+		why = "CORS request external redirect not allowed"
 	case "method-not-allowed":
 		why = "Did not find method in CORS header ‘Access-Control-Allow-Methods’"
 	case "header-not-allowed":
@@ -373,6 +385,7 @@ var consoleFailures = []struct {
 	{"firefox", "CORS preflight response did not succeed", "preflight-status"},
 	{"firefox", "Did not find method in CORS header ‘Access-Control-Allow-Methods’", "method-not-allowed"},
 	{"firefox", "is not allowed according to header ‘Access-Control-Allow-Headers’", "header-not-allowed"},
+	{"firefox", "CORS request external redirect not allowed", "preflight-redirect"},
 	{"firefox", "CORS request did not succeed", "network-error"},
 	{"chromium", "Failed to load resource: net::ERR_", "network-error"},
 	{"webkit", "is not allowed by Access-Control-Allow-Origin.", "missing-allow-origin"},

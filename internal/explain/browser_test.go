@@ -84,6 +84,10 @@ func TestBrowserWords(t *testing.T) {
 			"Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at https://api.example.test/dryrun/words/header. (Reason: header ‘x-request-id’ is not allowed according to header ‘Access-Control-Allow-Headers’ from CORS preflight response)."},
 		{"preflight-status", preflightPUT("status", 500, []string{"content-type"}, allowPUT...), "chromium",
 			"Access to fetch at 'https://api.example.test/dryrun/words/status' from origin 'https://app.example.test' has been blocked by CORS policy: Response to preflight request doesn't pass access control check: It does not have HTTP ok status."},
+		{"preflight-redirect", preflightPUT("redirect", 307, []string{"content-type"}, append(allowPUT, "Location: https://api.example.test/dryrun/words/status")...), "chromium",
+			"Access to fetch at 'https://api.example.test/dryrun/words/redirect' from origin 'https://app.example.test' has been blocked by CORS policy: Response to preflight request doesn't pass access control check: Redirect is not allowed for a preflight request."},
+		{"preflight-redirect", preflightPUT("redirect", 307, []string{"content-type"}, append(allowPUT, "Location: https://api.example.test/dryrun/words/status")...), "firefox",
+			"Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at https://api.example.test/dryrun/words/redirect. (Reason: CORS request external redirect not allowed)."},
 		{"preflight-status", preflightPUT("status", 500, []string{"content-type"}, allowPUT...), "firefox",
 			"Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at https://api.example.test/dryrun/words/status. (Reason: CORS preflight response did not succeed). Status code: 500."},
 	} {

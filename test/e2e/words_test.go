@@ -167,6 +167,7 @@ var wordsAnswers = map[string]wordsAnswer{
 	"no-acac":  {actual: [][2]string{{"Access-Control-Allow-Origin", app}}},
 	"method":   {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "GET, POST"}, {"Access-Control-Allow-Headers", "content-type"}}},
 	"header":   {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"redirect": {preflightStatus: 307, preflight: [][2]string{{"Location", api + "/dryrun/words/status"}, {"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
 	"status":   {preflightStatus: 500, preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
 	"auth-wildcard": {
 		preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "*"}},
@@ -199,6 +200,7 @@ func browserWords(t *testing.T, s *suite) {
 		{r: put("method", nil), preflight: true},
 		{r: put("header", map[string]string{"X-Request-Id": "1"}), preflight: true},
 		{r: put("status", nil), preflight: true},
+		{r: put("redirect", nil), preflight: true},
 	} {
 		blocked(t, tb.fetch(t, c.r))
 		tb.saysWhy(t, c.r, c.preflight)
