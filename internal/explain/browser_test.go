@@ -63,6 +63,11 @@ func TestBrowserWords(t *testing.T) {
 		// One header line holding a list is a mismatch to Firefox.
 		{"multiple-allow-origin", simpleGET("multiple", 200, "Access-Control-Allow-Origin: https://app.example.test, https://partner.example.test"), "firefox",
 			"Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at https://api.example.test/dryrun/words/multiple. (Reason: CORS header ‘Access-Control-Allow-Origin’ does not match ‘https://app.example.test, https://partner.example.test’)."},
+		// Two header lines: joined by "," with no space, and still a mismatch to Firefox.
+		{"multiple-allow-origin", simpleGET("two-lines", 200, "Access-Control-Allow-Origin: https://app.example.test", "Access-Control-Allow-Origin: https://partner.example.test"), "chromium",
+			"Access to fetch at 'https://api.example.test/dryrun/words/two-lines' from origin 'https://app.example.test' has been blocked by CORS policy: The 'Access-Control-Allow-Origin' header contains multiple values 'https://app.example.test,https://partner.example.test', but only one is allowed. Have the server send the header with a valid value."},
+		{"multiple-allow-origin", simpleGET("two-lines", 200, "Access-Control-Allow-Origin: https://app.example.test", "Access-Control-Allow-Origin: https://partner.example.test"), "firefox",
+			"Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at https://api.example.test/dryrun/words/two-lines. (Reason: CORS header ‘Access-Control-Allow-Origin’ does not match ‘https://app.example.test,https://partner.example.test’)."},
 		{"wildcard-origin-with-credentials", wildcard, "chromium",
 			"Access to fetch at 'https://api.example.test/dryrun/words/wildcard' from origin 'https://app.example.test' has been blocked by CORS policy: The value of the 'Access-Control-Allow-Origin' header in the response must not be the wildcard '*' when the request's credentials mode is 'include'."},
 		// The one Firefox reason that quotes the URL, and gives no status.

@@ -162,13 +162,14 @@ func (a wordsAnswer) status(preflight bool) int {
 
 // wordsAnswers, by the last path segment under /dryrun/words/.
 var wordsAnswers = map[string]wordsAnswer{
-	"mismatch": {actual: [][2]string{{"Access-Control-Allow-Origin", partner}}},
-	"multiple": {actual: [][2]string{{"Access-Control-Allow-Origin", app + ", " + partner}}},
-	"no-acac":  {actual: [][2]string{{"Access-Control-Allow-Origin", app}}},
-	"method":   {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "GET, POST"}, {"Access-Control-Allow-Headers", "content-type"}}},
-	"header":   {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
-	"redirect": {preflightStatus: 307, preflight: [][2]string{{"Location", api + "/dryrun/words/status"}, {"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
-	"status":   {preflightStatus: 500, preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"mismatch":  {actual: [][2]string{{"Access-Control-Allow-Origin", partner}}},
+	"multiple":  {actual: [][2]string{{"Access-Control-Allow-Origin", app + ", " + partner}}},
+	"no-acac":   {actual: [][2]string{{"Access-Control-Allow-Origin", app}}},
+	"method":    {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "GET, POST"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"header":    {preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"redirect":  {preflightStatus: 307, preflight: [][2]string{{"Location", api + "/dryrun/words/status"}, {"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
+	"two-lines": {actual: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Origin", partner}}},
+	"status":    {preflightStatus: 500, preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "content-type"}}},
 	"auth-wildcard": {
 		preflight: [][2]string{{"Access-Control-Allow-Origin", app}, {"Access-Control-Allow-Methods", "PUT"}, {"Access-Control-Allow-Headers", "*"}},
 		actual:    [][2]string{{"Access-Control-Allow-Origin", app}},
@@ -196,6 +197,7 @@ func browserWords(t *testing.T, s *suite) {
 	}{
 		{r: request{URL: api + "/dryrun/words/mismatch"}},
 		{r: request{URL: api + "/dryrun/words/multiple"}},
+		{r: request{URL: api + "/dryrun/words/two-lines"}},
 		{r: request{URL: api + "/dryrun/words/no-acac", Credentials: "include"}},
 		{r: put("method", nil), preflight: true},
 		{r: put("header", map[string]string{"X-Request-Id": "1"}), preflight: true},
