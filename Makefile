@@ -34,7 +34,7 @@ IMG ?= ghcr.io/corsgate/corsgate:dev
 FUZZTIME ?= 10s
 
 # The modules: the product (.), and two of tooling whose dependencies the
-# product must not carry (bench: rs/cors, jub0bs/cors; test/e2e: chromedp).
+# product must not carry (bench: rs/cors, jub0bs/cors; test/e2e: chromedp, gorilla/websocket).
 MODULES := . bench test/e2e
 # Test tiers by package: unit tests need nothing but Go; envtest tests start a
 # real kube-apiserver and etcd (bin/k8s), and the binary tests build corsgate.
@@ -94,7 +94,7 @@ test-envtest: envtest-assets helm kustomize promtool ## CRD rules, controllers, 
 	go test -count=1 $(ENVTEST_PKGS)
 
 .PHONY: test-e2e
-test-e2e: envtest-assets ## Browser end-to-end tests: headless Chromium (apt-installed if missing) through corsgate, file and Kubernetes modes.
+test-e2e: envtest-assets ## Browser end-to-end tests in Chromium, Firefox and WebKit (apt-installed if missing; E2E_ENGINES=firefox for one) through corsgate, file and Kubernetes modes.
 	hack/e2e.sh
 
 .PHONY: fuzz

@@ -22,7 +22,7 @@ func TestLintCLI(t *testing.T) {
 		code  int
 		out   string
 	}{
-		{desc: "valid with a warning", args: []string{"lint", "testdata/design.yaml"}, code: 0, out: "0 error(s), 1 warning(s)"},
+		{desc: "valid with warnings", args: []string{"lint", "testdata/design.yaml"}, code: 0, out: "0 error(s), 2 warning(s)"},
 		{desc: "--strict fails on the warning", args: []string{"lint", "--strict", "testdata/design.yaml"}, code: 1, out: `warning: "null"`},
 		{desc: "an error names file, object and field, and the fix", args: []string{"lint", bad}, code: 1, out: "bad.yaml: CorsPolicy shop/bad: spec.allowOrigins[0]: error:"},
 		{desc: "standard input", stdin: string(design), args: []string{"lint", "-"}, code: 0, out: "-: CorsPolicy shop/legacy"},

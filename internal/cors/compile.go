@@ -92,6 +92,12 @@ func Compile(cfg Config) (*Policy, []Warning, error) {
 			p.maxAge = strconv.Itoa(int(v))
 		}
 	}
+	if cfg.AllowPrivateNetwork {
+		// Still answered correctly, for the browsers that send it; none
+		// does by default any more (Chrome 138 put it behind a flag; Local
+		// Network Access, a user permission, replaced it from Chrome 142).
+		pr.warnf("allowPrivateNetwork", -1, "no current browser sends Private Network Access preflights (Chrome stopped in 138; since 142 Local Network Access asks the user instead, and no header can grant it): this setting has no effect in current browsers")
+	}
 	if cfg.CrossOriginProtection != CrossOriginOff && p.anyOrigin {
 		pr.warnf("crossOriginProtection", -1, `allowOrigins is "*", so every origin is trusted and crossOriginProtection refuses nothing: list the origins you trust in allowOrigins, or remove crossOriginProtection`)
 	}

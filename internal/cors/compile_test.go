@@ -103,6 +103,7 @@ func TestCompileWarns(t *testing.T) {
 		// matches the pages that write it so.
 		{desc: "lower-case put never matches a browser", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"put"}}, field: "spec.allowMethods[0]", want: `fetch sends "PUT", which "put" never matches`},
 		{desc: "lower-case patch is sent as written", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"patch"}}, field: "spec.allowMethods[0]", want: `fetch sends "patch" as written`},
+		{desc: "allowPrivateNetwork: legacy", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, AllowPrivateNetwork: true}, field: "spec.allowPrivateNetwork", want: "no effect in current browsers"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -101,8 +101,24 @@ func (r *Result) WriteText(w io.Writer) error {
 		p("Browser:   blocked (%s)", br.Failure)
 		p("  Chrome:  %s", br.Chrome)
 		p("  Firefox: %s", br.Firefox)
-		if br.Note != "" {
-			p("  note:    %s", br.Note)
+		if br.Safari != "" {
+			p("  Safari:  %s", br.Safari)
+		}
+	}
+	if br.Note != "" && !br.Unknown {
+		p("  note:    %s", br.Note)
+	}
+	if r.Kind == cors.KindPreflight.String() && !br.Unknown {
+		// Preflight caches (Fetch §4.8 step 7.8) outlive policy changes.
+		maxAge, ok := r.Headers["access-control-max-age"]
+		if !ok {
+			maxAge = r.Response["access-control-max-age"]
+		}
+		switch c := CachedFor(maxAge); {
+		case br.Allowed && c != "":
+			p("Cache:     %s", c)
+		case !br.Allowed:
+			p("Cache:     %s", StaleAllowance())
 		}
 	}
 	if r.Fix != nil {

@@ -12,116 +12,62 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/chromedp/cdproto/log"
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/runtime"
-	"github.com/chromedp/chromedp"
 )
 
 // hangGuard bounds one browser action or wait. It only turns a hang into a
 // failure with a message; nothing here asserts how fast anything is.
 const hangGuard = 2 * time.Minute
 
-// debugCDP (E2E_DEBUG_CDP=1) prints every CDP event of every tab to stderr:
-// how the browser reports a request is easiest to learn by watching it.
-var debugCDP = os.Getenv("E2E_DEBUG_CDP") != ""
+// debugEvents (E2E_DEBUG_EVENTS=1, or E2E_DEBUG_CDP=1 as before) prints every
+// protocol event of every tab to stderr: how a browser reports a request is
+// easiest to learn by watching it.
+var debugEvents = os.Getenv("E2E_DEBUG_EVENTS") != "" || os.Getenv("E2E_DEBUG_CDP") != ""
 
-// browser is one headless Chromium with a fresh profile. Host-resolver rules
-// send https://api.example.test to the edge's port and every other
-// https://*.example.test to the page server's port, both on loopback, so that
-// origins are real names with the default port.
-type browser struct {
-	ctx context.Context
+// The engines the suite drives, and what each can observe beside the page.
+const (
+	chromium = "chromium" // CDP, through chromedp
+	firefox  = "firefox"  // WebDriver BiDi, Firefox's own remote agent
+	webkit   = "webkit"   // W3C WebDriver, WebKitWebDriver driving MiniBrowser
+)
+
+// browser is one engine, started for one suite. Every engine reaches the
+// suite's names through the same CONNECT proxy (proxy_test.go) and trusts
+// exactly the suite's certificate, each in its own precise way.
+type browser interface {
+	// open opens a page on origin (e.g. "https://app.example.test") for the
+	// scenario t; the tab closes when t ends.
+	open(t *testing.T, origin string) *tab
 }
 
-func startBrowser(t *testing.T, pki *testPKI, edgeAddr, pagesAddr, artifacts string) *browser {
-	t.Helper()
-	chromeLog, err := os.Create(filepath.Join(artifacts, "chromium.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { chromeLog.Close() })
-	rules := strings.Join([]string{
-		"MAP api.example.test:443 " + edgeAddr,
-		"MAP *.example.test:443 " + pagesAddr,
-		"MAP * ~NOTFOUND", // nothing else resolves: the suite needs no other name
-	}, ", ")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.WindowSize(900, 700),
-		// Some of these are chromedp defaults too; they are listed because
-		// without them Chromium's own background connections are refused by
-		// a closed network and slow everything down.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("host-resolver-rules", rules),
-		// Accept exactly the suite's leaf key; every other certificate error
-		// still fails.
-		chromedp.Flag("ignore-certificate-errors-spki-list", pki.spki),
-		chromedp.CombinedOutput(chromeLog),
-	)
-	// chromedp makes a fresh --user-data-dir per browser and, on Linux, kills
-	// every process that still uses it when the browser ends.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		closeCtx, cancelClose := context.WithTimeout(ctx, 30*time.Second)
-		defer cancelClose()
-		if err := chromedp.Cancel(closeCtx); err != nil {
-			t.Logf("closing chromium: %v", err)
-		}
-		cancel()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser
-		t.Fatalf("starting %s: %v (see %s)", chromiumPath, err, chromeLog.Name())
-	}
-	version, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.userAgent`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("browser: %s", version)
-	return &browser{ctx: ctx}
+// browserEnv is what every engine is started with.
+type browserEnv struct {
+	pki       *testPKI
+	proxy     string // host:port of the CONNECT proxy
+	artifacts string
+	edge      *recorder // what the edge answered: the closest equivalent for engines that report no network events
 }
 
-// tab is one page, opened on an origin's blank page, with everything the
-// browser reported about it over CDP.
+// tabDriver is one page in one engine.
+type tabDriver interface {
+	// eval evaluates a JavaScript expression whose value (or the value its
+	// promise resolves to) is a string, and returns that string.
+	eval(ctx context.Context, expr string) (string, error)
+	screenshot(ctx context.Context) ([]byte, error)
+}
+
+// tab is one page, opened on an origin's page, with everything its engine
+// reported about it. ev is nil for an engine that reports no console and no
+// network events (WebKitWebDriver): what such a tab cannot observe, it says
+// by name (t.Log) and falls back to the closest equivalent it has.
 type tab struct {
-	ctx    context.Context
+	engine string
 	origin string
+	drv    tabDriver
 	ev     *tabEvents
-}
-
-// open opens a new tab on origin (e.g. "https://app.example.test").
-func (b *browser) open(t *testing.T, origin string) *tab {
-	t.Helper()
-	ev := newTabEvents()
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithListener(ev.handle))
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("opening a tab: %v", err)
-	}
-
-	navCtx, cancelNav := context.WithTimeout(ctx, hangGuard)
-	defer cancelNav()
-	resp, err := chromedp.Run(navCtx, chromedp.NavigateResponse(origin+"/"))
-	if err != nil {
-		t.Fatalf("loading %s/: %v", origin, err)
-	}
-	if resp.Status != 200 {
-		t.Fatalf("loading %s/: status %d", origin, resp.Status)
-	}
-	got, err := chromedp.Run(navCtx, chromedp.Evaluate[string](`location.origin`))
-	if err != nil || got != origin {
-		t.Fatalf("the page's origin is %q (%v), want %q", got, err, origin)
-	}
-	return &tab{ctx: ctx, origin: origin, ev: ev}
+	edge   *recorder
+	// mark is how many console lines there were when the last fetch()
+	// began: the lines about that fetch come after it.
+	mark int
 }
 
 // request is what the page's JavaScript passes to fetch().
@@ -145,7 +91,7 @@ type outcome struct {
 	Body   string             `json:"body"`
 	Read   map[string]*string `json:"read"`    // header name → headers.get() (nil: null)
 	Names  []string           `json:"visible"` // every header name the page can see
-	Error  string             `json:"error"`   // "TypeError: Failed to fetch" when fetch() rejected
+	Error  string             `json:"error"`   // e.g. "TypeError: Failed to fetch" when fetch() rejected
 }
 
 func (o outcome) String() string {
@@ -175,7 +121,27 @@ func (o outcome) echo(t *testing.T) echo {
 	return e
 }
 
-// fetch runs fetch() in the page, through the page's own script (pages.go),
+// typeErrors is the message each engine's fetch() rejects with on a CORS
+// failure: the only part of a failure the page itself can read.
+var typeErrors = map[string]string{
+	chromium: "TypeError: Failed to fetch",
+	firefox:  "TypeError: NetworkError when attempting to fetch resource.",
+	webkit:   "TypeError: Load failed",
+}
+
+// checkLoaded fails unless the tab shows the suite's page at its origin (an
+// engine's own error page has another origin or title).
+func (tb *tab) checkLoaded(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	got, err := tb.drv.eval(ctx, `location.origin + " " + document.title`)
+	if want := tb.origin + " corsgate e2e"; err != nil || got != want {
+		t.Fatalf("%s: the page is %q (%v), want %q", tb.engine, got, err, want)
+	}
+}
+
+// fetch runs fetch() in the page, through the page's own script (edge_test.go),
 // and returns what the page saw.
 func (tb *tab) fetch(t *testing.T, r request) outcome {
 	t.Helper()
@@ -183,204 +149,208 @@ func (tb *tab) fetch(t *testing.T, r request) outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(tb.ctx, hangGuard)
+	if tb.ev != nil {
+		tb.mark = len(tb.ev.consoleLines())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`corsProbe(`+string(spec)+`)`, chromedp.EvalAwaitPromise))
+	raw, err := tb.drv.eval(ctx, `corsProbe(`+string(spec)+`).then(JSON.stringify)`)
 	if err != nil {
-		t.Fatalf("fetch %s %s from %s: %v", r.Method, r.URL, tb.origin, err)
+		t.Fatalf("%s: fetch %s %s from %s: %v", tb.engine, r.Method, r.URL, tb.origin, err)
 	}
 	var o outcome
-	if err := json.Unmarshal(raw, &o); err != nil {
+	if err := json.Unmarshal([]byte(raw), &o); err != nil {
 		t.Fatalf("decoding %s: %v", raw, err)
 	}
 	method := r.Method
 	if method == "" {
 		method = "GET"
 	}
-	t.Logf("page %s: fetch(%s %s, credentials %q): %v", tb.origin, method, r.URL, r.Credentials, o)
+	t.Logf("%s page %s: fetch(%s %s, credentials %q): %v", tb.engine, tb.origin, method, r.URL, r.Credentials, o)
 	return o
 }
 
-// consoleLine waits until the browser has logged a console line containing
-// every one of parts, and returns it.
-func (tb *tab) consoleLine(t *testing.T, parts ...string) string {
+// cannot says, by name, what this tab's engine cannot observe: never a
+// silent skip.
+func (tb *tab) cannot(t *testing.T, what string) {
 	t.Helper()
-	var line string
-	tb.ev.wait(t, func() bool {
-		for _, l := range tb.ev.console {
-			if containsAll(l, parts) {
-				line = l
-				return true
-			}
-		}
-		return false
-	}, fmt.Sprintf("a console line with %q", parts))
-	return line
+	t.Logf("%s cannot observe %s: not checked in this engine", tb.engine, what)
 }
 
-// corsError waits until the browser has reported the failure of the
-// page's last fetch of url, and returns the reason Chromium gave
-// (Network.loadingFailed's corsErrorStatus).
-func (tb *tab) corsError(t *testing.T, url string) network.CorsError {
+// corsReason checks the machine-readable reason Chromium gives for the
+// failure of the page's last fetch of url (Network.loadingFailed's
+// corsErrorStatus): want is its exact name, or a prefix ending in "*".
+// Only Chromium has one; the others say so (their console line, checked
+// against explain's wording, is the closest equivalent).
+func (tb *tab) corsReason(t *testing.T, url, want string) {
 	t.Helper()
-	var got network.CorsError
+	if tb.engine != chromium {
+		tb.cannot(t, "a machine-readable CORS error reason (Chromium's corsErrorStatus "+want+"; "+
+			map[string]string{firefox: "BiDi reports none", webkit: "WebKitWebDriver reports no network events"}[tb.engine]+")")
+		return
+	}
+	var got string
 	tb.ev.wait(t, func() bool {
-		id, ok := tb.ev.last(url, network.ResourceTypeFetch)
+		id, ok := tb.ev.last(url, kindFetch)
 		if !ok {
 			return false
 		}
-		f, ok := tb.ev.failed[id]
-		if ok && f.CorsErrorStatus != nil {
-			got = f.CorsErrorStatus.CorsError
-		}
+		reason, ok := tb.ev.failed[id]
+		got = reason
 		return ok
 	}, "the failure of "+url)
-	return got
+	if p, ok := strings.CutSuffix(want, "*"); ok && strings.HasPrefix(got, p) || got == want {
+		return
+	}
+	t.Errorf("Chromium's CORS error = %q, want %q", got, want)
 }
 
-// received is a response as Chromium's network stack received it, before
-// any CORS check or filtering (Network.responseReceivedExtraInfo, which is
-// reported for responses that then fail the CORS check too).
+// received is a response as the browser's network stack received it, before
+// any CORS check or filtering.
 type received struct {
 	status int
 	// headers by lower-case name; repeated header lines are joined by "\n".
 	headers map[string]string
-	// blockedCookies are the Set-Cookie lines the browser refused to store.
+	// blockedCookies are the Set-Cookie lines the browser refused to store
+	// (Chromium only).
 	blockedCookies []string
 }
 
-// response waits until the browser has received the response to the
-// page's last fetch of url and returns it.
+// response waits until the browser has received the response to the page's
+// last fetch of url and returns it. For an engine without network events it
+// is the response the edge recorded sending, the closest equivalent: no
+// proxy stands between the edge and the browser but the CONNECT tunnel.
 func (tb *tab) response(t *testing.T, url string) received {
 	t.Helper()
-	return tb.receivedFor(t, url, network.ResourceTypeFetch)
+	return tb.receivedFor(t, url, kindFetch)
 }
 
 // preflight waits until the browser has received the response to the last
 // CORS preflight it sent for url and returns it.
 func (tb *tab) preflight(t *testing.T, url string) received {
 	t.Helper()
-	return tb.receivedFor(t, url, network.ResourceTypePreflight)
+	return tb.receivedFor(t, url, kindPreflight)
 }
 
-func (tb *tab) receivedFor(t *testing.T, url string, typ network.ResourceType) received {
+func (tb *tab) receivedFor(t *testing.T, url string, kind requestKind) received {
 	t.Helper()
+	if tb.ev == nil {
+		tb.cannot(t, fmt.Sprintf("the %s response for %s (no network events): the edge's record of what it sent stands in", kind, url))
+		return tb.edgeSent(t, url, kind)
+	}
 	var got received
 	tb.ev.wait(t, func() bool {
-		id, ok := tb.ev.last(url, typ)
+		id, ok := tb.ev.last(url, kind)
 		if !ok {
 			return false
 		}
 		r, ok := tb.ev.received[id]
 		if ok {
-			got = received{status: int(r.StatusCode), headers: map[string]string{}}
-			for k, v := range r.Headers {
-				got.headers[strings.ToLower(k)] = fmt.Sprint(v)
-			}
-			for _, c := range r.BlockedCookies {
-				got.blockedCookies = append(got.blockedCookies, c.CookieLine)
-			}
+			got = r
 		}
 		return ok
-	}, fmt.Sprintf("the response to the %s of %s", typ, url))
+	}, fmt.Sprintf("the response to the %s of %s", kind, url))
 	return got
+}
+
+// edgeSent is the last response the edge recorded for url: the OPTIONS for a
+// preflight, any other method for a fetch.
+func (tb *tab) edgeSent(t *testing.T, url string, kind requestKind) received {
+	t.Helper()
+	path := strings.TrimPrefix(url, api)
+	deadline := time.Now().Add(hangGuard)
+	for {
+		all := tb.edge.matching("", path)
+		for i := len(all) - 1; i >= 0; i-- {
+			if (all[i].Method == "OPTIONS") == (kind == kindPreflight) {
+				r := received{status: all[i].Status, headers: map[string]string{}}
+				for k, v := range all[i].RespHeader {
+					r.headers[strings.ToLower(k)] = strings.Join(v, "\n")
+				}
+				return r
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edge never answered the %s of %s", kind, url)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval, not an assertion
+	}
 }
 
 // saveArtifacts writes a screenshot of the tab and every console line to
 // dir, and returns their paths.
 func (tb *tab) saveArtifacts(t *testing.T, dir, name string) (png, console string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, hangGuard)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	shot, err := tb.drv.screenshot(ctx)
 	if err != nil {
-		t.Fatalf("screenshot: %v", err)
+		t.Fatalf("%s: screenshot: %v", tb.engine, err)
 	}
-	png = filepath.Join(dir, name+".png")
-	console = filepath.Join(dir, name+".console.log")
+	png = filepath.Join(dir, tb.engine+"-"+name+".png")
+	console = filepath.Join(dir, tb.engine+"-"+name+".console.log")
 	if err := os.WriteFile(png, shot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(console, []byte(strings.Join(tb.ev.consoleLines(), "\n")+"\n"), 0o644); err != nil {
+	var lines []string
+	if tb.ev != nil {
+		lines = tb.ev.consoleLines()
+	} else {
+		lines = []string{"(" + tb.engine + ": the console cannot be read through WebKitWebDriver)"}
+	}
+	if err := os.WriteFile(console, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return png, console
 }
 
-// tabEvents collects a tab's CDP events. handle runs in chromedp's read loop,
-// so it only records; wait is woken on every event.
+// requestKind tells the page's own fetch() from the browser's preflight.
+type requestKind int
+
+const (
+	kindFetch requestKind = iota
+	kindPreflight
+	kindOther // navigations, favicons: never asserted on
+)
+
+func (k requestKind) String() string {
+	return map[requestKind]string{kindFetch: "fetch", kindPreflight: "preflight", kindOther: "other"}[k]
+}
+
+// tabEvents collects a tab's protocol events, whichever engine reports them.
+// The engine's reader only records; wait is woken on every event.
 type tabEvents struct {
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every event
 	console  []string
-	requests []fetchRequest
-	received map[network.RequestID]*network.EventResponseReceivedExtraInfo
-	failed   map[network.RequestID]*network.EventLoadingFailed
+	requests []sentRequest
+	received map[string]received
+	failed   map[string]string // request id → the engine's failure reason
 }
 
-type fetchRequest struct {
-	id  network.RequestID
-	url string
-	typ network.ResourceType // Fetch, or Preflight for the browser's own OPTIONS
+type sentRequest struct {
+	id   string
+	url  string
+	kind requestKind
 }
 
 func newTabEvents() *tabEvents {
-	return &tabEvents{
-		changed:  make(chan struct{}),
-		received: map[network.RequestID]*network.EventResponseReceivedExtraInfo{},
-		failed:   map[network.RequestID]*network.EventLoadingFailed{},
-	}
+	return &tabEvents{changed: make(chan struct{}), received: map[string]received{}, failed: map[string]string{}}
 }
 
-func (e *tabEvents) handle(ev any) {
+// record runs f with mu held and wakes every waiter.
+func (e *tabEvents) record(f func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if debugCDP {
-		b, _ := json.Marshal(ev)
-		fmt.Fprintf(os.Stderr, "CDP %T %s\n", ev, b)
-	}
-	switch ev := ev.(type) {
-	case *runtime.EventConsoleAPICalled:
-		var parts []string
-		for _, a := range ev.Args {
-			if a.Value != nil {
-				var s string
-				if json.Unmarshal(a.Value, &s) == nil {
-					parts = append(parts, s)
-					continue
-				}
-				parts = append(parts, string(a.Value))
-			} else {
-				parts = append(parts, a.Description)
-			}
-		}
-		e.console = append(e.console, fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " ")))
-	case *log.EventEntryAdded:
-		e.console = append(e.console, fmt.Sprintf("%s (%s): %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.Text))
-	case *network.EventRequestWillBeSent:
-		typ := ev.Type
-		// Chromium reports its CORS preflight as type "Other" with a
-		// "preflight" initiator (only the response event says "Preflight").
-		if ev.Initiator != nil && ev.Initiator.Type == network.InitiatorTypePreflight {
-			typ = network.ResourceTypePreflight
-		}
-		e.requests = append(e.requests, fetchRequest{id: ev.RequestID, url: ev.Request.URL, typ: typ})
-	case *network.EventResponseReceivedExtraInfo:
-		e.received[ev.RequestID] = ev
-	case *network.EventLoadingFailed:
-		e.failed[ev.RequestID] = ev
-	default:
-		return
-	}
+	f()
 	close(e.changed)
 	e.changed = make(chan struct{})
 }
 
-// last is the id of the last request of type typ (Fetch: a fetch() call;
-// Preflight: the browser's CORS preflight) for url. The caller holds mu.
-func (e *tabEvents) last(url string, typ network.ResourceType) (network.RequestID, bool) {
+// last is the id of the last request of kind for url. The caller holds mu.
+func (e *tabEvents) last(url string, kind requestKind) (string, bool) {
 	for i := len(e.requests) - 1; i >= 0; i-- {
-		if r := e.requests[i]; r.url == url && r.typ == typ {
+		if r := e.requests[i]; r.url == url && r.kind == kind {
 			return r.id, true
 		}
 	}
@@ -413,13 +383,4 @@ func (e *tabEvents) wait(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("the browser never reported %s; console so far:\n%s", what, strings.Join(e.consoleLines(), "\n"))
 		}
 	}
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }

@@ -11,21 +11,27 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"time"
 )
 
 // testPKI is a throwaway CA and one serving certificate for every
-// *.example.test name the suite uses. Go clients trust the CA; Chromium is
-// told to accept exactly this leaf key (--ignore-certificate-errors-spki-list),
-// so no other certificate error is ignored.
+// *.example.test name the suite uses. Go clients trust the CA; each engine
+// trusts it as precisely as it can, so that no other certificate error is
+// ignored: Chromium accepts exactly this leaf key
+// (--ignore-certificate-errors-spki-list), Firefox's fresh profile holds the
+// CA, WebKit allows this leaf for each of the names.
 type testPKI struct {
 	pool *x509.CertPool
 	cert tls.Certificate
 	// spki is base64(SHA-256(SubjectPublicKeyInfo)) of the leaf, the form
 	// Chromium's --ignore-certificate-errors-spki-list takes.
 	spki string
+	// caPEM and leafPEM are the CA and the leaf, PEM-encoded, for the trust
+	// stores of Firefox (the CA) and WebKit (the leaf, per host).
+	caPEM, leafPEM []byte
 }
 
 func newTestPKI(names ...string) (*testPKI, error) {
@@ -77,9 +83,11 @@ func newTestPKI(names ...string) (*testPKI, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return &testPKI{
-		pool: pool,
-		cert: tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key, Leaf: leaf},
-		spki: base64.StdEncoding.EncodeToString(sum[:]),
+		pool:    pool,
+		cert:    tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key, Leaf: leaf},
+		spki:    base64.StdEncoding.EncodeToString(sum[:]),
+		caPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		leafPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}),
 	}, nil
 }
 

@@ -54,7 +54,7 @@ func startEdge(t *testing.T, pki *testPKI, conn *grpc.ClientConn, upstream strin
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
-			rec.add(seen{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Status: sw.status})
+			rec.add(seen{Method: r.Method, Path: r.URL.RequestURI(), Header: r.Header.Clone(), Status: sw.status, RespHeader: sw.Header().Clone()})
 		}()
 		proxy.ServeHTTP(sw, r)
 	})

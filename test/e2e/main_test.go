@@ -7,12 +7,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
 var (
-	// chromiumPath is Debian's Chromium unless CHROMIUM names another.
-	chromiumPath = envOr("CHROMIUM", "/usr/bin/chromium")
+	// The browsers, Debian's unless the environment names others.
+	chromiumPath     = envOr("CHROMIUM", "/usr/bin/chromium")
+	firefoxPath      = envOr("FIREFOX", "/usr/bin/firefox-esr")
+	certutilPath     = envOr("CERTUTIL", "/usr/bin/certutil") // trusts the suite's CA in Firefox's profile
+	webkitDriverPath = envOr("WEBKIT_DRIVER", "/usr/bin/WebKitWebDriver")
+	miniBrowserPath  = envOr("MINIBROWSER", "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser")
+	xvfbPath         = envOr("XVFB", "/usr/bin/Xvfb") // MiniBrowser has no headless mode
+	// engines are the browser engines every scenario runs in, in order:
+	// E2E_ENGINES, a comma-separated subset of chromium,firefox,webkit.
+	engines = strings.Split(envOr("E2E_ENGINES", "chromium,firefox,webkit"), ",")
 	// corsgateBin is built once per run by TestMain unless CORSGATE_BIN names
 	// a binary already built.
 	corsgateBin = os.Getenv("CORSGATE_BIN")
@@ -33,9 +42,23 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	// A missing browser is a failure, not a skip: a suite that quietly does
 	// not run would pass CI while proving nothing.
-	if st, err := os.Stat(chromiumPath); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: no Chromium at %s (%v): run hack/install-chromium.sh (apt-get install chromium), or set CHROMIUM to a Chromium binary\n", chromiumPath, err)
-		return 1
+	need := map[string][][2]string{
+		chromium: {{chromiumPath, "CHROMIUM"}},
+		firefox:  {{firefoxPath, "FIREFOX"}, {certutilPath, "CERTUTIL"}},
+		webkit:   {{webkitDriverPath, "WEBKIT_DRIVER"}, {miniBrowserPath, "MINIBROWSER"}, {xvfbPath, "XVFB"}},
+	}
+	for _, e := range engines {
+		tools, ok := need[e]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "FAIL: E2E_ENGINES names %q; the engines are chromium, firefox and webkit\n", e)
+			return 1
+		}
+		for _, tool := range tools {
+			if st, err := os.Stat(tool[0]); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+				fmt.Fprintf(os.Stderr, "FAIL: %s needs %s (%v): run hack/install-browsers.sh, or set %s\n", e, tool[0], err, tool[1])
+				return 1
+			}
+		}
 	}
 	for _, tool := range []string{"kube-apiserver", "etcd", "kubectl"} {
 		if _, err := os.Stat(filepath.Join(envtestAssets, tool)); err != nil {
@@ -74,6 +97,7 @@ func run(m *testing.M) int {
 		}
 	}
 	code := m.Run()
+	fmt.Fprintf(os.Stderr, "explain's wording beside the browsers' (also in words.tsv):\n%s", writeWords(artifactsRoot))
 	fmt.Fprintf(os.Stderr, "e2e artifacts (screenshots, console and process logs): %s\n", artifactsRoot)
 	return code
 }

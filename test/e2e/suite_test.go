@@ -53,9 +53,11 @@ func TestKubernetesMode(t *testing.T) {
 }
 
 // suite is one complete stack: corsgate, the edge in front of the upstream
-// app, the page server, and a browser.
+// app, the page server, the CONNECT proxy, and (while one engine's scenarios
+// run) a browser.
 type suite struct {
-	browser   *browser
+	browser   browser
+	env       browserEnv
 	upstream  *recorder // what reached the application
 	edge      *recorder // what reached the edge, with the edge's status
 	policies  policySource
@@ -73,7 +75,7 @@ func newSuite(t *testing.T, conn *grpc.ClientConn, policies policySource, artifa
 	edgeAddr, edgeRec := startEdge(t, pki, conn, upstream.URL, artifacts)
 	pagesAddr := startPages(t, pki)
 	return &suite{
-		browser:   startBrowser(t, pki, edgeAddr, pagesAddr, artifacts),
+		env:       browserEnv{pki: pki, proxy: startConnectProxy(t, edgeAddr, pagesAddr), artifacts: artifacts, edge: edgeRec},
 		upstream:  upstreamRec,
 		edge:      edgeRec,
 		policies:  policies,
@@ -82,15 +84,37 @@ func newSuite(t *testing.T, conn *grpc.ClientConn, policies policySource, artifa
 	}
 }
 
-// run runs every scenario, each in its own tab, in parallel. Every scenario
-// uses its own URLs, so that neither the recorders nor Chromium's preflight
-// cache (keyed by origin, URL and credentials mode) mix them up.
+// startEngine starts one engine's browser for the suite.
+var startEngine = map[string]func(t *testing.T, env browserEnv) browser{
+	chromium: startChromium,
+	firefox:  startFirefox,
+	webkit:   startWebKit,
+}
+
+// run runs every scenario in every engine (E2E_ENGINES), one engine after
+// the other: the recorders are emptied between engines, so each engine's
+// scenarios count only their own requests. Within an engine, every scenario
+// runs in its own tab, in parallel, with its own URLs, so that neither the
+// recorders nor the browser's preflight cache (keyed by origin, URL and
+// credentials mode) mix them up.
 func (s *suite) run(t *testing.T) {
-	for _, sc := range scenarios {
-		t.Run(sc.name, func(t *testing.T) {
-			t.Parallel()
-			sc.run(t, s)
+	for _, engine := range engines {
+		start := time.Now()
+		t.Run(engine, func(t *testing.T) {
+			s.upstream.reset()
+			s.edge.reset()
+			es := *s
+			es.browser = startEngine[engine](t, s.env)
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					t.Parallel()
+					sc.run(t, &es)
+				})
+			}
 		})
+		// t.Run returns once the engine's parallel scenarios, and its
+		// browser's cleanup, have ended.
+		t.Logf("%s: %d scenarios, browser start and stop included, in %s", engine, len(scenarios), time.Since(start).Round(10*time.Millisecond))
 	}
 }
 

@@ -20,6 +20,10 @@ type seen struct {
 	Header http.Header
 	Body   string
 	Status int // what the server answered
+	// RespHeader is what the server answered with (the edge's recorder
+	// only): the closest equivalent of the browser's network events for an
+	// engine that reports none.
+	RespHeader http.Header
 }
 
 // recorder keeps every request a server received, for the assertions on what
@@ -33,6 +37,14 @@ func (r *recorder) add(s seen) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reqs = append(r.reqs, s)
+}
+
+// reset forgets every request, between engines: each engine's scenarios
+// count only their own requests.
+func (r *recorder) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = nil
 }
 
 // matching returns the requests for exactly urlPath (query ignored) with the
@@ -63,6 +75,10 @@ func (r *recorder) matching(method, urlPath string) []seen {
 //     middleware would add.
 //   - a last path segment "login": sets a session cookie for cross-site use
 //     (SameSite=None; Secure).
+//   - a path under /dryrun/words/: the crafted CORS answer of
+//     wordsAnswers for its last segment (words_test.go), to provoke each
+//     failure class in each browser; the DryRun policy there lets it pass
+//     untouched.
 //   - everything else: 200 with a JSON echo of the request.
 //
 // Every answer carries X-Trace-Id (exposed by some policies), X-Internal
@@ -84,6 +100,18 @@ func upstreamApp(t *testing.T) (*httptest.Server, *recorder) {
 
 		segments := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 		last := segments[len(segments)-1]
+		if a, ok := wordsAnswers[last]; ok && strings.HasPrefix(r.URL.Path, "/dryrun/words/") {
+			preflight := r.Method == http.MethodOptions
+			for _, kv := range a.headers(preflight) {
+				h.Add(kv[0], kv[1])
+			}
+			status = a.status(preflight)
+			w.WriteHeader(status)
+			if !preflight {
+				io.WriteString(w, `{"words":"`+last+`"}`)
+			}
+			return
+		}
 		if r.Method == http.MethodOptions {
 			for _, s := range segments {
 				if s == "auth" {
