@@ -735,15 +735,17 @@ func TestPrinterColumns(t *testing.T) {
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, fmt.Sprintf("%s/%d", c.Name, c.Priority))
 	}
-	wantNames := "Name/0 Hosts/0 Targets/0 Origins/0 Accepted/0 Ready/0 Mode/1 Age/0"
+	wantNames := "Name/0 Hosts/0 Targets/0 Origins/0 Accepted/0 Ready/0 Reason/0 Mode/1 Age/0"
 	if got := strings.Join(names, " "); got != wantNames {
 		t.Errorf("columns (name/priority):\n got %s\nwant %s", got, wantNames)
 	}
 	if len(table.Rows) != 1 {
 		t.Fatalf("got %d rows, want 1", len(table.Rows))
 	}
-	cells := fmt.Sprint(table.Rows[0].Cells[:7])
-	wantCells := `[columns ["api.example.com"] <nil> ["https://app.example.com","https://*.example.com"] True False DryRun]`
+	cells := fmt.Sprint(table.Rows[0].Cells[:8])
+	// Reason is the Ready condition's: why a policy is not (or only partly)
+	// served shows in a plain kubectl get.
+	wantCells := `[columns ["api.example.com"] <nil> ["https://app.example.com","https://*.example.com"] True False Conflicted DryRun]`
 	if cells != wantCells {
 		t.Errorf("cells:\n got %s\nwant %s", cells, wantCells)
 	}
