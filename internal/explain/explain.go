@@ -308,7 +308,7 @@ func explainTable(t *table.Table, sources map[string]string, req Request) (*Resu
 			// explain does not see: say so rather than guess.
 			res.Browser.Note = "the upstream answers this preflight; the browser's verdict depends on that answer (give it with --upstream-header to judge it)"
 			if len(p.upstream) == 0 {
-				res.Browser.Allowed, res.Browser.Chrome, res.Browser.Firefox = false, "", ""
+				res.Browser.Allowed, res.Browser.Chrome, res.Browser.Firefox, res.Browser.Safari = false, "", "", ""
 				res.Browser.Unknown = true
 			}
 		}
