@@ -27,7 +27,7 @@ import (
 var gatewayRecheck = time.Minute
 
 // gatewayAPI reads Gateways and HTTPRoutes for targetRefs policies
-// (internal/compile/scope.go turns them into hosts and path prefixes). It
+// (internal/compile/attachment.go turns them into hosts and path prefixes). It
 // watches them only when their CRDs are installed; without them corsgate
 // runs as it would without the Gateway API, says so once, and looks again
 // every gatewayRecheck, so installing the CRDs later needs no restart.
@@ -142,7 +142,7 @@ func (g *gatewayAPI) resolve(ctx context.Context) compile.Resolver {
 	}
 }
 
-// Resolver resolves targetRefs (internal/compile/scope.go) from the Gateway
+// Resolver resolves targetRefs (internal/compile/attachment.go) from the Gateway
 // API objects r reads: the table builder's cache, or explain's client, so
 // that explain resolves exactly as the server does. Only Gateways of
 // classes serve (nil: every class). failed, if set, is told of every read

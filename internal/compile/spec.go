@@ -1,7 +1,3 @@
-// Package policy is the one compile path from CorsPolicy objects to a policy
-// table, shared by the Kubernetes controller and the file source: validate
-// each object with the engine, keep serving an object's last valid spec when
-// an edit breaks it, build the table, and say per object what happened.
 package compile
 
 import (

@@ -82,7 +82,7 @@ type Builder struct {
 	// Kubernetes source sets it with Admit: grants bind every policy,
 	// whatever it attaches to.
 	Grant func(obj *v1alpha1.CorsPolicy, c Claim, dst []Claim) []Claim
-	// Resolve turns a targetRef into what it covers (scope.go). The
+	// Resolve turns a targetRef into what it covers (attachment.go). The
 	// Kubernetes source sets it; without it a targetRefs policy serves
 	// nothing and says so.
 	Resolve Resolver
@@ -100,7 +100,7 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 	results := make([]Result, len(objs))
 	entries := make([]table.Entry, 0, len(objs))
 	entryOwner := make([]int, 0, len(objs)) // entries[i] belongs to results[entryOwner[i]]
-	var att map[int]attachedEntry           // entries of targetRefs policies (scope_build.go); nil without
+	var att map[int]attachedEntry           // entries of targetRefs policies (attachment_build.go); nil without
 	for i := range objs {
 		obj := &objs[i]
 		key := obj.Namespace + "/" + obj.Name
