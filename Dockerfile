@@ -1,12 +1,6 @@
 # syntax=docker/dockerfile:1
 #
 # corsgate's container image: `make docker-build IMG=...`.
-#
-# No Docker engine runs where this was written, so this file has never been
-# built here; it was checked by reading. The build step itself is the same
-# command that was run outside Docker:
-#   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o corsgate ./cmd/corsgate
-# and `file corsgate` reports a statically linked executable.
 
 # Build stage. The Go version must satisfy go.mod's `go` line; GOTOOLCHAIN=local
 # makes a mismatch fail here instead of downloading another toolchain.

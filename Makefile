@@ -9,16 +9,16 @@ LOCALBIN ?= $(CURDIR)/bin
 export PATH := $(LOCALBIN):$(PATH)
 export GOFLAGS := -modcacherw
 
-## Tool versions (bump here, nowhere else).
+## Tool versions (bump here, nowhere else; why each is pinned where it is:
+## docs/development.md).
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 HELM_VERSION ?= v3.22.0
-# kustomize v5.8.3 needs Go 1.27.
 KUSTOMIZE_VERSION ?= v5.8.2
 GOLANGCI_LINT_VERSION ?= v2.15.0
 # promtool checks and unit-tests the chart's PrometheusRule (test/deploy).
 PROMETHEUS_VERSION ?= v0.316.0
 
-# envtest's kube-apiserver and kubectl; v1.37.2's zip is refused by the proxy.
+# envtest's kube-apiserver, kubectl and etcd, built from source into bin/k8s.
 K8S_VERSION ?= v1.37.1
 ETCD_VERSION ?= v3.7.3
 
@@ -164,7 +164,7 @@ $(GOLANGCI_LINT): | $(LOCALBIN)
 
 .PHONY: promtool
 promtool: $(PROMTOOL)
-# The module proxy serves Prometheus as v0.x (v3.y.z is v0.3yy.z).
+# Prometheus's Go module versions are v0.x (v3.y.z is v0.3yy.z).
 # remove_all_sd leaves out the service-discovery plugins (cloud SDKs), which
 # checking and testing rules never uses: most of the build.
 $(PROMTOOL): | $(LOCALBIN)

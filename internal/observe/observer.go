@@ -145,7 +145,7 @@ func New(reg prometheus.Registerer, log logr.Logger, opts Options) *Observer {
 	o := &Observer{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corsgate_decisions_total",
-			Help: "CORS decisions by policy (namespace, name), request kind (preflight, actual, not-cors), outcome (what the edge did: preflight-allowed, preflight-rejected, actual-allowed, actual-denied, not-cors, forwarded), reason (allowed, origin_not_allowed, ...; for DryRun what Enforce would have done) and mode (Enforce, DryRun).",
+			Help: "CORS decisions by policy (namespace, name), request kind (preflight, actual, not-cors), outcome (what the edge did: preflight-allowed, preflight-rejected, actual-allowed, actual-denied, refused, not-cors, forwarded), reason (allowed, origin_not_allowed, ...: one of the engine's reasons, listed in docs/operating.md; for DryRun what Enforce would have done) and mode (Enforce, DryRun). A series exists once a policy has used it.",
 		}, []string{"namespace", "name", "kind", "outcome", "reason", "mode"}),
 		suppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "corsgate_decision_logs_suppressed_total",
