@@ -119,7 +119,7 @@ soak: ## corsgate at steady load for BENCH_SOAK (default 5m): heap and goroutine
 ##@ Build
 
 # What `corsgate version` prints: the git description and commit of the tree
-# built (main.version and main.commit; see cmd/corsgate/version.go).
+# built (main.version and main.commit; see cmd/corsgate/tools.go).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
 

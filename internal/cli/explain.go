@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -7,16 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -25,170 +19,7 @@ import (
 	"github.com/corsgate/corsgate/internal/explain"
 	"github.com/corsgate/corsgate/internal/filesource"
 	"github.com/corsgate/corsgate/internal/observe"
-	"github.com/corsgate/corsgate/internal/suggest"
 )
-
-// A tool is a subcommand: it returns the process's exit status.
-type tool func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
-
-// tools are the operators' subcommands. The bare binary, with flags only,
-// is the server.
-var tools = map[string]tool{
-	"explain": runExplain,
-}
-
-// pluginName is the binary's name as a kubectl plugin: `kubectl corsgate
-// explain ...` runs `kubectl-corsgate explain ...`
-// (ln -s corsgate kubectl-corsgate).
-const pluginName = "kubectl-corsgate"
-
-// runTool runs the subcommand named by args[1], if there is one. The
-// binary does what was typed or nothing: a first argument that is neither a
-// flag nor a subcommand (a misspelt subcommand, a stray argument) is a usage
-// error, never the server, which would otherwise start against the current
-// kubeconfig context and write status. As a kubectl plugin, which serves
-// nothing, a missing subcommand is a usage error too.
-func runTool(args []string, stdin io.Reader, stdout, stderr io.Writer) (int, bool) {
-	plugin := len(args) > 0 && strings.TrimSuffix(filepath.Base(args[0]), ".exe") == pluginName
-	if len(args) > 1 {
-		name := args[1]
-		if t, ok := tools[name]; ok {
-			return t(args[2:], stdin, stdout, stderr), true
-		}
-		switch {
-		case name == "help" || plugin && (name == "--help" || name == "-h"):
-			toolsUsage(stdout)
-			return 0, true
-		case !strings.HasPrefix(name, "-"):
-			return unknownCommand(name, stderr), true
-		}
-	}
-	if plugin {
-		toolsUsage(stderr)
-		return 2, true
-	}
-	return 0, false
-}
-
-// unknownCommand reports a first argument that names no subcommand: one
-// line, the nearest subcommand if it looks like a typo of one, then the
-// short list of subcommands.
-func unknownCommand(name string, stderr io.Writer) int {
-	names := make([]string, 0, len(tools))
-	for n := range tools {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	msg := fmt.Sprintf("corsgate: unknown command %q", name)
-	if near := suggest.Closest(name, names); near != "" {
-		msg += fmt.Sprintf(": did you mean %q?", near)
-	} else {
-		msg += ": the server takes flags only"
-	}
-	fmt.Fprintln(stderr, msg)
-	fmt.Fprintln(stderr)
-	toolsUsage(stderr)
-	return 2
-}
-
-// strayArguments refuses positional arguments after the server's flags
-// (corsgate --policies dir lnit): the server takes none, and serving while
-// ignoring them would do something other than what was typed.
-func strayArguments(rest []string, stderr io.Writer) (int, bool) {
-	if len(rest) == 0 {
-		return 0, false
-	}
-	fmt.Fprintf(stderr, "corsgate: unexpected argument %q after the flags: the server takes flags only, and subcommands come first (corsgate lint PATH)\n", rest[0])
-	fmt.Fprintln(stderr, "run 'corsgate --help' for the flags, 'corsgate help' for the subcommands")
-	return 2, true
-}
-
-func toolsUsage(w io.Writer) {
-	fmt.Fprint(w, `corsgate: the CORS edge service, and its operators' tools.
-
-  corsgate [flags]          serve (ext_proc gRPC); corsgate --help lists the flags
-  corsgate version          the version, commit and Go version (also --version)
-  corsgate explain ...      why a request is allowed or blocked, and the smallest fix
-  corsgate lint ...         check CorsPolicy YAML offline, as the server compiles it
-  corsgate import ...       convert ingress-nginx, Istio, Gateway API and Envoy Gateway
-                            CORS settings into CorsPolicy objects, with a risk report
-  corsgate audit ...        find the CORS holes in a cluster or manifests, read-only
-
-Each tool documents its flags with --help. As a kubectl plugin:
-  ln -s corsgate kubectl-corsgate   then   kubectl corsgate explain ...
-`)
-}
-
-// multiFlag is a repeatable string flag.
-type multiFlag []string
-
-func (m *multiFlag) String() string     { return strings.Join(*m, ", ") }
-func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
-
-// parseInterleaved parses flags wherever they are among the positional
-// arguments, as curl takes `-X OPTIONS URL -H ...`; "--" ends the flags.
-//
-// It owns fs's messages: --help returns flag.ErrHelp with nothing printed
-// (the caller prints the help once, to standard output), and a bad flag
-// prints one line and a hint to run --help to fs's output (standard error),
-// so that the error stays on screen instead of scrolling away above every
-// flag.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.Usage = func() {}
-	out := fs.Output()
-	fs.SetOutput(io.Discard)
-	defer fs.SetOutput(out)
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if !errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(out, "%s: %v\nrun '%s --help' for usage\n", fs.Name(), err, fs.Name())
-			}
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
-// clusterFlags are the flags that reach a cluster, kubectl's names.
-type clusterFlags struct {
-	kubeconfig, context string
-}
-
-func (c *clusterFlags) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "Path to the kubeconfig file; default $KUBECONFIG, then ~/.kube/config, then in-cluster.")
-	fs.StringVar(&c.context, "context", "", "The kubeconfig context to use; default its current context.")
-}
-
-func (c *clusterFlags) restConfig() (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = c.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: c.context}).ClientConfig()
-	if err != nil {
-		if ic, icErr := rest.InClusterConfig(); icErr == nil && c.kubeconfig == "" {
-			return ic, nil
-		}
-		return nil, fmt.Errorf("no Kubernetes configuration: %w; pass --kubeconfig, or --policies PATH to read files", err)
-	}
-	return cfg, nil
-}
-
-func (c *clusterFlags) client(scheme *runtime.Scheme) (client.Client, error) {
-	cfg, err := c.restConfig()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Timeout = 30 * time.Second
-	return client.New(cfg, client.Options{Scheme: scheme})
-}
 
 // clusterPolicies lists every CorsPolicy, as the controller's cache holds
 // them, with the cluster's parts of the compile path: targetRefs resolved
@@ -280,7 +111,8 @@ cluster could not be read, 2 a usage error.
 Flags:
 `
 
-func runExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+// RunExplain is `corsgate explain`.
+func RunExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("corsgate explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (

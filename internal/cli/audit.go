@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -20,8 +20,6 @@ import (
 	"github.com/corsgate/corsgate/internal/audit"
 	"github.com/corsgate/corsgate/internal/importer"
 )
-
-func init() { tools["audit"] = runAudit }
 
 const auditUsage = `Usage: corsgate audit [-f FILE|DIR|- ...] [flags]
 
@@ -60,7 +58,8 @@ could not be read.
 Flags:
 `
 
-func runAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// RunAudit is `corsgate audit`.
+func RunAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("corsgate audit", flag.ContinueOnError)
 	fset.SetOutput(io.Discard)
 	var (

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -17,8 +17,6 @@ import (
 
 	"github.com/corsgate/corsgate/internal/importer"
 )
-
-func init() { tools["import"] = runImport }
 
 const importUsage = `Usage: corsgate import (-f FILE|DIR|- ... | --from-cluster) [flags]
 
@@ -55,7 +53,8 @@ others are still written), or --output-dir holds files it would overwrite
 Flags:
 `
 
-func runImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// RunImport is `corsgate import`.
+func RunImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("corsgate import", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	var (

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -12,8 +12,6 @@ import (
 	"github.com/corsgate/corsgate/internal/filesource"
 	"github.com/corsgate/corsgate/internal/lint"
 )
-
-func init() { tools["lint"] = runLint }
 
 const lintUsage = `Usage: corsgate lint [flags] PATH...
 
@@ -45,7 +43,8 @@ with --strict, warnings), 2 a usage error or a PATH that cannot be read.
 Flags:
 `
 
-func runLint(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// RunLint is `corsgate lint`.
+func RunLint(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("corsgate lint", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -10,16 +10,14 @@ import (
 	"runtime/debug"
 )
 
-func init() { tools["version"] = runVersion }
-
-// version and commit are set at build time:
-//
-//	go build -ldflags "-X main.version=v0.4.0 -X main.commit=$(git rev-parse HEAD)" ./cmd/corsgate
-//
-// Left empty, they come from the build information Go records: the module
-// version (a tag or pseudo-version with go install, "(devel)" otherwise) and
-// the VCS revision of a build inside a git checkout.
-var version, commit string
+// Build is what the build stamped into the binary (cmd/corsgate's
+// main.version and main.commit, set with -ldflags -X). Left empty, they come
+// from the build information Go records: the module version (a tag or
+// pseudo-version with go install, "(devel)" otherwise) and the VCS revision
+// of a build inside a git checkout.
+type Build struct {
+	Version, Commit string
+}
 
 // versionInfo is what `corsgate version` prints.
 type versionInfo struct {
@@ -29,8 +27,8 @@ type versionInfo struct {
 	Platform  string `json:"platform"`
 }
 
-func buildVersion() versionInfo {
-	v := versionInfo{Version: version, Commit: commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+func (b Build) info() versionInfo {
+	v := versionInfo{Version: b.Version, Commit: b.Commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v.Version == "" {
 			v.Version = bi.Main.Version
@@ -73,7 +71,8 @@ Exit status: 0, or 2 a usage error.
 Flags:
 `
 
-func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+// RunVersion is `corsgate version`.
+func (b Build) RunVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("corsgate version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	output := fs.String("o", "text", "Output: text or json.")
@@ -91,7 +90,7 @@ func runVersion(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "corsgate version: unexpected argument %q\nrun 'corsgate version --help' for usage\n", pos[0])
 		return 2
 	}
-	v := buildVersion()
+	v := b.info()
 	switch *output {
 	case "json":
 		enc := json.NewEncoder(stdout)
