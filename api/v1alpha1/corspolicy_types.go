@@ -68,10 +68,14 @@ type CorsPolicySpec struct {
 	// * A Gateway covers every hostname of its listeners under "/".
 	//   sectionName names one listener.
 	//
-	// Only parents that accepted the route (status.parents) count. When
-	// several policies cover a request, one on a route rule beats one on
-	// the route, which beats one on a listener, which beats one on the
-	// Gateway; then the oldest, then namespace/name. Matches the edge cannot
+	// Only parents that accepted the route (status.parents), and Gateways of
+	// the GatewayClasses corsgate serves, count; with host ownership on,
+	// only what CorsHostGrants to the policy's namespace cover is served.
+	// When several policies cover the same host and path prefix, the
+	// namespace whose claim is oldest decides (a route-attached policy
+	// claims since its route was created); within it, one on a route rule
+	// beats one on the route, which beats one on a listener, then the
+	// Gateway, then a hosts policy; then the oldest. Matches the edge cannot
 	// express exactly (RegularExpression or Exact paths, header, query or
 	// method matches) are not served and are reported in status.ancestors.
 	// Set either targetRefs or hosts/pathPrefixes, not both.
@@ -401,7 +405,9 @@ type CorsPolicy struct {
 	// selects by hosts and pathPrefixes. When several policies select a
 	// request, one decides it: an exact host beats a wildcard host (the longer
 	// suffix first), which beats a policy without hosts; then the longest path
-	// prefix; then the oldest policy; then namespace/name.
+	// prefix; then, for the same host and prefix, the namespace whose claim
+	// is oldest, and within it the policy attached closest to the route,
+	// then the oldest policy, then the name.
 	//
 	// +required
 	Spec CorsPolicySpec `json:"spec"`
