@@ -15,6 +15,7 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // eventually polls cond until it holds; the controllers are asynchronous.
@@ -26,17 +27,7 @@ func eventually(t testing.TB, what string, cond func() (bool, string)) {
 
 func eventuallyWithin(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: never happened; last: %s", what, last)
+	envtesting.Eventually(t, limit, what, cond)
 }
 
 // served reports whether the served table allows origin on host.
@@ -88,7 +79,7 @@ func TestLifecycle(t *testing.T) {
 	ns := namespace(t)
 	host := ns + ".lifecycle.example.com"
 	p := newPolicy(ns, "api", host, "https://app.example.com")
-	p.Spec.MaxAge = ptr[int32](9000) // legal, with a warning
+	p.Spec.MaxAge = new(int32(9000)) // legal, with a warning
 	if err := k8s.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +212,6 @@ func TestThousandAtOnce(t *testing.T) {
 		return ready == n, fmt.Sprintf("%d of %d ready", ready, len(list.Items))
 	})
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // update changes a policy's spec, retrying on write conflicts with the
 // status writer.
