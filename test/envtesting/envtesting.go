@@ -49,6 +49,9 @@ var (
 // Options says what the control plane starts with. The zero value is the
 // product's CRDs and nothing else.
 type Options struct {
+	// Assets is the directory of kube-apiserver, etcd and kubectl; empty
+	// is Assets().
+	Assets string
 	// NoCRDs starts an empty cluster: not even config/crd/bases.
 	NoCRDs bool
 	// GatewayAPI names the Gateway API CRDs to install, e.g.
@@ -113,9 +116,11 @@ func Start(o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	assets, err := Assets()
-	if err != nil {
-		return nil, err
+	assets := o.Assets
+	if assets == "" {
+		if assets, err = Assets(); err != nil {
+			return nil, err
+		}
 	}
 	var crds []string
 	if !o.NoCRDs {
