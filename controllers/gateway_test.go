@@ -16,6 +16,7 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 const gatewayController = "example.com/gateway-controller"
@@ -107,10 +108,7 @@ func targetRef(kind, name, section string) gwapiv1.LocalPolicyTargetReferenceWit
 }
 
 func attachedPolicy(ns, name, origin string, refs ...gwapiv1.LocalPolicyTargetReferenceWithSectionName) *v1alpha1.CorsPolicy {
-	return &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.CorsPolicySpec{TargetRefs: refs, AllowOrigins: []string{origin}},
-	}
+	return gen.CorsPolicy(name, gen.WithNamespace(ns), gen.WithTargetRefs(refs...), gen.WithOrigins(origin))
 }
 
 // servedAt is the policy serving host and path ("" for none).

@@ -16,6 +16,7 @@ import (
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/test/envtesting"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 // eventually polls cond until it holds; the controllers are asynchronous.
@@ -41,10 +42,7 @@ func served(host, origin string) (bool, string) {
 }
 
 func newPolicy(ns, name, host, origin string) *v1alpha1.CorsPolicy {
-	return &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.CorsPolicySpec{Hosts: []string{host}, AllowOrigins: []string{origin}},
-	}
+	return gen.CorsPolicy(name, gen.WithNamespace(ns), gen.WithHosts(host), gen.WithOrigins(origin))
 }
 
 func condition(t testing.TB, ns, name, typ string) (*metav1.Condition, *v1alpha1.CorsPolicy) {

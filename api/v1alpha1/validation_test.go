@@ -23,6 +23,7 @@ import (
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/test/envtesting"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 // These tests install the generated CRD (config/crd/bases) into a real
@@ -64,10 +65,7 @@ func runWithAPIServer(m *testing.M) int {
 // answer.
 func create(t *testing.T, name string, spec v1alpha1.CorsPolicySpec) (*v1alpha1.CorsPolicy, error) {
 	t.Helper()
-	obj := &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Spec:       spec,
-	}
+	obj := gen.CorsPolicy(name, gen.WithNamespace(namespace), gen.WithSpec(spec))
 	err := k8s.Create(context.Background(), obj)
 	if err == nil {
 		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })

@@ -28,6 +28,7 @@ import (
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/table"
 	"github.com/corsgate/corsgate/test/envtesting"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 var (
@@ -106,10 +107,7 @@ func namespace(t testing.TB, labels map[string]string) string {
 
 func policy(t testing.TB, ns, name string, hosts, prefixes []string, origin string) {
 	t.Helper()
-	p := &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.CorsPolicySpec{Hosts: hosts, PathPrefixes: prefixes, AllowOrigins: []string{origin}},
-	}
+	p := gen.CorsPolicy(name, gen.WithNamespace(ns), gen.WithHosts(hosts...), gen.WithPathPrefixes(prefixes...), gen.WithOrigins(origin))
 	if err := k8s.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
