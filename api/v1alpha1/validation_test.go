@@ -528,10 +528,7 @@ func TestEngineAgrees(t *testing.T) {
 	for _, tc := range validationCases() {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := compile.Compile(&v1alpha1.CorsPolicy{
-				ObjectMeta: metav1.ObjectMeta{Name: "agree", Namespace: namespace},
-				Spec:       tc.spec,
-			})
+			_, _, err := compile.Compile(gen.CorsPolicy("agree", gen.WithNamespace(namespace), gen.WithSpec(tc.spec)))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("the apiserver accepts this spec, the engine refuses it: %v", err)
