@@ -3,9 +3,6 @@ package controllers_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,24 +16,8 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/test/gen"
 )
-
-// gatewayAPICRDs are the Gateway API standard-channel CRDs the tests need,
-// read from the module cache (the version go.mod pins), so that no YAML is
-// copied into the repository.
-func gatewayAPICRDs() []string {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		fmt.Fprintf(os.Stderr, "finding the Gateway API module (go list -m sigs.k8s.io/gateway-api): %v; run `go mod download`\n", err)
-		os.Exit(1)
-	}
-	std := filepath.Join(dir, "config", "crd", "standard")
-	return []string{
-		filepath.Join(std, "gateway.networking.k8s.io_gateways.yaml"),
-		filepath.Join(std, "gateway.networking.k8s.io_httproutes.yaml"),
-	}
-}
 
 const gatewayController = "example.com/gateway-controller"
 
@@ -53,9 +34,9 @@ func createGateway(t testing.TB, ns, name string, listeners ...string) *gwapiv1.
 	for _, l := range listeners {
 		lname, host, _ := strings.Cut(l, "=")
 		li := gwapiv1.Listener{Name: gwapiv1.SectionName(lname), Port: 80, Protocol: gwapiv1.HTTPProtocolType,
-			AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: ptr(gwapiv1.NamespacesFromAll)}}}
+			AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: new(gwapiv1.NamespacesFromAll)}}}
 		if host != "" {
-			li.Hostname = ptr(gwapiv1.Hostname(host))
+			li.Hostname = new(gwapiv1.Hostname(host))
 		}
 		gw.Spec.Listeners = append(gw.Spec.Listeners, li)
 	}
@@ -77,16 +58,16 @@ func createRoute(t testing.TB, ns, name, parent string, hostnames []string, rule
 	t.Helper()
 	pns, pname, _ := strings.Cut(parent, "/")
 	r := &gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	r.Spec.ParentRefs = []gwapiv1.ParentReference{{Name: gwapiv1.ObjectName(pname), Namespace: ptr(gwapiv1.Namespace(pns))}}
+	r.Spec.ParentRefs = []gwapiv1.ParentReference{{Name: gwapiv1.ObjectName(pname), Namespace: new(gwapiv1.Namespace(pns))}}
 	for _, h := range hostnames {
 		r.Spec.Hostnames = append(r.Spec.Hostnames, gwapiv1.Hostname(h))
 	}
 	for _, rule := range rules {
 		rname, prefix, _ := strings.Cut(rule, "=")
 		r.Spec.Rules = append(r.Spec.Rules, gwapiv1.HTTPRouteRule{
-			Name:        ptr(gwapiv1.SectionName(rname)),
-			Matches:     []gwapiv1.HTTPRouteMatch{{Path: &gwapiv1.HTTPPathMatch{Type: ptr(gwapiv1.PathMatchPathPrefix), Value: ptr(prefix)}}},
-			BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: ptr(gwapiv1.PortNumber(8080))}}}},
+			Name:        new(gwapiv1.SectionName(rname)),
+			Matches:     []gwapiv1.HTTPRouteMatch{{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchPathPrefix), Value: new(prefix)}}},
+			BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: new(gwapiv1.PortNumber(8080))}}}},
 		})
 	}
 	if err := k8s.Create(context.Background(), r); err != nil {
@@ -121,16 +102,13 @@ func targetRef(kind, name, section string) gwapiv1.LocalPolicyTargetReferenceWit
 	r := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
 		Group: v1alpha1.GatewayGroup, Kind: gwapiv1.Kind(kind), Name: gwapiv1.ObjectName(name)}}
 	if section != "" {
-		r.SectionName = ptr(gwapiv1.SectionName(section))
+		r.SectionName = new(gwapiv1.SectionName(section))
 	}
 	return r
 }
 
 func attachedPolicy(ns, name, origin string, refs ...gwapiv1.LocalPolicyTargetReferenceWithSectionName) *v1alpha1.CorsPolicy {
-	return &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.CorsPolicySpec{TargetRefs: refs, AllowOrigins: []string{origin}},
-	}
+	return gen.CorsPolicy(name, gen.WithNamespace(ns), gen.WithTargetRefs(refs...), gen.WithOrigins(origin))
 }
 
 // servedAt is the policy serving host and path ("" for none).

@@ -15,6 +15,8 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/test/envtesting"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 // eventually polls cond until it holds; the controllers are asynchronous.
@@ -26,17 +28,7 @@ func eventually(t testing.TB, what string, cond func() (bool, string)) {
 
 func eventuallyWithin(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: never happened; last: %s", what, last)
+	envtesting.Eventually(t, limit, what, cond)
 }
 
 // served reports whether the served table allows origin on host.
@@ -50,10 +42,7 @@ func served(host, origin string) (bool, string) {
 }
 
 func newPolicy(ns, name, host, origin string) *v1alpha1.CorsPolicy {
-	return &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.CorsPolicySpec{Hosts: []string{host}, AllowOrigins: []string{origin}},
-	}
+	return gen.CorsPolicy(name, gen.WithNamespace(ns), gen.WithHosts(host), gen.WithOrigins(origin))
 }
 
 func condition(t testing.TB, ns, name, typ string) (*metav1.Condition, *v1alpha1.CorsPolicy) {
@@ -88,7 +77,7 @@ func TestLifecycle(t *testing.T) {
 	ns := namespace(t)
 	host := ns + ".lifecycle.example.com"
 	p := newPolicy(ns, "api", host, "https://app.example.com")
-	p.Spec.MaxAge = ptr[int32](9000) // legal, with a warning
+	p.Spec.MaxAge = new(int32(9000)) // legal, with a warning
 	if err := k8s.Create(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +210,6 @@ func TestThousandAtOnce(t *testing.T) {
 		return ready == n, fmt.Sprintf("%d of %d ready", ready, len(list.Items))
 	})
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // update changes a policy's spec, retrying on write conflicts with the
 // status writer.

@@ -133,7 +133,7 @@ var (
 			AllowMethods:     []string{"PUT", "DELETE"},
 			AllowHeaders:     []string{"X-Trace-Id", "Content-Type"},
 			ExposeHeaders:    []string{"X-Request-Id"},
-			MaxAge:           ptr[int32](600),
+			MaxAge:           new(int32(600)),
 			AllowCredentials: true,
 		},
 	}
@@ -167,5 +167,3 @@ var (
 		},
 	}
 )
-
-func ptr[T any](v T) *T { return &v }

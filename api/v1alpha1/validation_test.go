@@ -14,18 +14,16 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/compile"
+	"github.com/corsgate/corsgate/test/envtesting"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 // These tests install the generated CRD (config/crd/bases) into a real
@@ -48,56 +46,18 @@ func TestMain(m *testing.M) {
 }
 
 func runWithAPIServer(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		fmt.Fprintln(os.Stderr, "FAIL: KUBEBUILDER_ASSETS is not set. These tests need a real "+
-			"kube-apiserver and etcd: run `make test`, or `make envtest-assets` and then "+
-			"`KUBEBUILDER_ASSETS=$PWD/bin/k8s go test ./api/...` from the repository root.")
-		return 1
-	}
-	// envtest logs through controller-runtime's logger; give it one, or it
-	// prints a stack trace complaining that none was set.
-	log.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		// The default 20 s is too short on a shared 2-core machine that is
-		// compiling other packages; this bounds start-up, it measures nothing.
-		ControlPlaneStartTimeout: 2 * time.Minute,
-	}
-	cfg, err := env.Start()
+	envtesting.SetLogger()
+	cluster, err := envtesting.Start(envtesting.Options{})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: starting kube-apiserver and etcd from KUBEBUILDER_ASSETS=%s: %v\n", assets, err)
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		return 1
 	}
 	defer func() {
-		if err := env.Stop(); err != nil {
+		if err := cluster.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
 		}
 	}()
-
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		return 1
-	}
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		return 1
-	}
-	restConfig = cfg
-
-	dir, err := os.MkdirTemp("", "corsgate-api-test")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
-		return 1
-	}
+	k8s, restConfig, kubeconfig = cluster.Client, cluster.Config, cluster.Kubeconfig
 	return m.Run()
 }
 
@@ -105,10 +65,7 @@ func runWithAPIServer(m *testing.M) int {
 // answer.
 func create(t *testing.T, name string, spec v1alpha1.CorsPolicySpec) (*v1alpha1.CorsPolicy, error) {
 	t.Helper()
-	obj := &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Spec:       spec,
-	}
+	obj := gen.CorsPolicy(name, gen.WithNamespace(namespace), gen.WithSpec(spec))
 	err := k8s.Create(context.Background(), obj)
 	if err == nil {
 		t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
@@ -571,10 +528,7 @@ func TestEngineAgrees(t *testing.T) {
 	for _, tc := range validationCases() {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := compile.Compile(&v1alpha1.CorsPolicy{
-				ObjectMeta: metav1.ObjectMeta{Name: "agree", Namespace: namespace},
-				Spec:       tc.spec,
-			})
+			_, _, err := compile.Compile(gen.CorsPolicy("agree", gen.WithNamespace(namespace), gen.WithSpec(tc.spec)))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("the apiserver accepts this spec, the engine refuses it: %v", err)

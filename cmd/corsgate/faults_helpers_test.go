@@ -37,6 +37,7 @@ import (
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/test/envoystandin"
+	"github.com/corsgate/corsgate/test/envtesting"
 	"github.com/corsgate/corsgate/test/gen"
 )
 
@@ -104,25 +105,13 @@ func stopAPIServer(t *testing.T, env *envtest.Environment) {
 // restarted server. The secure port is kept across restarts too.
 func startControlPlane(t *testing.T, apiServerFlags map[string]string) *envtest.Environment {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
-	}
 	api := &envtest.APIServer{CertDir: t.TempDir()}
 	for k, v := range apiServerFlags {
 		api.Configure().Set(k, v)
 	}
-	env := &envtest.Environment{
-		ControlPlane:             envtest.ControlPlane{APIServer: api},
-		CRDDirectoryPaths:        []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing:    true,
-		ControlPlaneStartTimeout: controlPlaneTimeout,
-		ControlPlaneStopTimeout:  apiServerStopTimeout,
-	}
-	if _, err := env.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Stop() })
-	return env
+	return envtesting.New(t, envtesting.Options{
+		Scheme: faultScheme, APIServer: api, StartTimeout: controlPlaneTimeout, StopTimeout: apiServerStopTimeout,
+	}).Env
 }
 
 // secondAPIServer starts another kube-apiserver on env's etcd: a client of

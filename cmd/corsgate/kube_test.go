@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 const kubePolicy = `apiVersion: policy.corsgate.io/v1alpha1
@@ -30,36 +29,11 @@ spec:
 // answer changes.
 func TestKubernetesModeFollowsKubectlApply(t *testing.T) {
 	t.Parallel()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
-	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	if _, err := env.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Stop() })
-	user, err := env.ControlPlane.AddUser(envtest.User{Name: "corsgate-test", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	user := envtesting.New(t, envtesting.Options{}).User(t, "corsgate-test", "system:masters")
+	kcPath := user.Kubeconfig
 	kubectl := func(stdin string, args ...string) string {
 		t.Helper()
-		cmd := exec.Command(filepath.Join(assets, "kubectl"), append([]string{"--kubeconfig", kcPath}, args...)...)
-		cmd.Stdin = strings.NewReader(stdin)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
+		return user.Kubectl(t, stdin, args...)
 	}
 
 	s := &server{addr: freePort(t), output: &bytes.Buffer{}}

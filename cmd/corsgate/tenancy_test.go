@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -55,13 +54,13 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/test/envoystandin"
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 const (
@@ -378,34 +377,11 @@ func TestTenancy(t *testing.T) {
 // CRDs, the namespaces and GatewayClasses, and corsgate with its defaults.
 func startTenancy(t *testing.T) *tenancy {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
-	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	gwDir := strings.TrimSpace(string(out))
-	if err != nil || gwDir == "" {
-		t.Fatalf("finding the Gateway API module (go list -m sigs.k8s.io/gateway-api): %v; run `go mod download`", err)
-	}
-	std := filepath.Join(gwDir, "config", "crd", "standard")
-	env := &envtest.Environment{
-		CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases"),
-			filepath.Join(std, "gateway.networking.k8s.io_gatewayclasses.yaml"),
-			filepath.Join(std, "gateway.networking.k8s.io_gateways.yaml"),
-			filepath.Join(std, "gateway.networking.k8s.io_httproutes.yaml")},
-		ErrorIfCRDPathMissing:    true,
-		ControlPlaneStartTimeout: 2 * time.Minute,
-		ControlPlaneStopTimeout:  apiServerStopTimeout,
-	}
-	if _, err := env.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Stop() })
-	c, err := client.New(env.Config, client.Options{Scheme: tenancyScheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn := &tenancy{c: c, kubectl: filepath.Join(assets, "kubectl"), kc: kubeconfig(t, env, "")}
+	cluster := envtesting.New(t, envtesting.Options{
+		GatewayAPI: envtesting.GatewayClassesGatewaysAndRoutes, Scheme: tenancyScheme, StopTimeout: apiServerStopTimeout,
+	})
+	env, c := cluster.Env, cluster.Client
+	tn := &tenancy{c: c, kubectl: cluster.KubectlPath(), kc: kubeconfig(t, env, "")}
 	ctx := context.Background()
 	for _, ns := range []string{victimNS, attackerNS, "infra", "blog", "shop", "web"} {
 		tn.kubectlOK(t, "", "create", "namespace", ns)

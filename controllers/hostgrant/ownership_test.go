@@ -2,9 +2,6 @@ package hostgrant_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -199,7 +196,7 @@ func TestEveryHostGrant(t *testing.T) {
 }
 
 func kubectl(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd := kubectlUser.Command(args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err

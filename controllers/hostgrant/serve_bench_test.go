@@ -12,6 +12,7 @@ import (
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
+	"github.com/corsgate/corsgate/test/gen"
 	"github.com/corsgate/corsgate/test/servebench"
 )
 
@@ -82,9 +83,9 @@ func createOwnedBackground(b *testing.B, n, grants, routes int) {
 		}
 	}
 	for i := range n {
-		p := &v1alpha1.CorsPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: namespaces[i%10], Name: fmt.Sprintf("bg-%d", i)},
-			Spec: v1alpha1.CorsPolicySpec{Hosts: []string{fmt.Sprintf("p%d.g%d.bg.example.com", i, i%grants)}, PathPrefixes: []string{"/v1", "/v2"},
-				AllowOrigins: []string{fmt.Sprintf("https://bg%d.example.com", i)}}}
+		p := gen.CorsPolicy(fmt.Sprintf("bg-%d", i), gen.WithNamespace(namespaces[i%10]),
+			gen.WithHosts(fmt.Sprintf("p%d.g%d.bg.example.com", i, i%grants)), gen.WithPathPrefixes("/v1", "/v2"),
+			gen.WithOrigins(fmt.Sprintf("https://bg%d.example.com", i)))
 		if i < routes {
 			p.Spec.Hosts, p.Spec.PathPrefixes = nil, nil
 			p.Spec.TargetRefs = []gwapiv1.LocalPolicyTargetReferenceWithSectionName{{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{

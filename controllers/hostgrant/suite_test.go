@@ -9,79 +9,59 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/controllers"
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/table"
+	"github.com/corsgate/corsgate/test/envtesting"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 var (
-	k8s        client.Client
-	restConfig *rest.Config
-	kubeconfig string // for kubectl
-	store      = &table.Store{}
+	k8s         client.Client
+	restConfig  *rest.Config
+	kubectlUser *envtesting.User
+	store       = &table.Store{}
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`, which builds kube-apiserver and etcd into bin/k8s")
-		os.Exit(1)
-	}
-	level := zapcore.ErrorLevel
-	if os.Getenv("CORSGATE_TEST_VERBOSE") != "" {
-		level = zapcore.DebugLevel
-	}
-	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
-	env := &envtest.Environment{
+	envtesting.SetLogger()
+	cluster, err := envtesting.Start(envtesting.Options{
 		// The Gateway API CRDs too: the reconcile-to-serve benchmark's
 		// background has policies attached to HTTPRoutes.
-		CRDDirectoryPaths:     append([]string{filepath.Join("..", "..", "config", "crd", "bases")}, gatewayAPICRDs()...),
-		ErrorIfCRDPathMissing: true,
-		// Bounds start-up on a loaded machine; it measures nothing.
-		ControlPlaneStartTimeout: 2 * time.Minute,
-	}
-	cfg, err := env.Start()
+		GatewayAPI: envtesting.GatewaysAndRoutes,
+		QPS:        50, Burst: 100, // as the binary's defaults
+	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting envtest:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cfg.QPS, cfg.Burst = 50, 100 // as the binary's defaults
-	code := run(env, cfg, m)
-	if err := env.Stop(); err != nil {
+	code := run(cluster, m)
+	if err := cluster.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping envtest:", err)
 	}
 	os.Exit(code)
 }
 
-func run(env *envtest.Environment, cfg *rest.Config, m *testing.M) int {
+func run(cluster *envtesting.Cluster, m *testing.M) int {
+	cfg := cluster.Config
 	restConfig = cfg
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	_ = gwapiv1.Install(scheme)
+	kubectlUser = cluster.Admin()
+	scheme := envtesting.Scheme()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -110,36 +90,9 @@ func run(env *envtest.Environment, cfg *rest.Config, m *testing.M) int {
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	defer func() { cancel(); <-done }()
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "corsgate-hostgrant")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	k8s = cluster.Client
 	<-store.Ready()
 	return m.Run()
-}
-
-// gatewayAPICRDs are the Gateway API standard-channel CRDs of the version
-// in go.mod.
-func gatewayAPICRDs() []string {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		fmt.Fprintf(os.Stderr, "finding the Gateway API module (go list -m sigs.k8s.io/gateway-api): %v; run `go mod download`\n", err)
-		os.Exit(1)
-	}
-	std := filepath.Join(dir, "config", "crd", "standard")
-	return []string{filepath.Join(std, "gateway.networking.k8s.io_gateways.yaml"), filepath.Join(std, "gateway.networking.k8s.io_httproutes.yaml")}
 }
 
 // namespace creates a fresh namespace with labels for one test.
@@ -154,10 +107,7 @@ func namespace(t testing.TB, labels map[string]string) string {
 
 func policy(t testing.TB, ns, name string, hosts, prefixes []string, origin string) {
 	t.Helper()
-	p := &v1alpha1.CorsPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       v1alpha1.CorsPolicySpec{Hosts: hosts, PathPrefixes: prefixes, AllowOrigins: []string{origin}},
-	}
+	p := gen.CorsPolicy(name, gen.WithNamespace(ns), gen.WithHosts(hosts...), gen.WithPathPrefixes(prefixes...), gen.WithOrigins(origin))
 	if err := k8s.Create(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
@@ -190,17 +140,7 @@ func updateGrant(t testing.TB, name string, change func(*v1alpha1.CorsHostGrantS
 // eventually polls cond until it holds; the limit is a hang guard.
 func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: never happened; last: %s", what, last)
+	envtesting.Eventually(t, time.Minute, what, cond)
 }
 
 // servedBy is the key of the policy the table serves for host and path,

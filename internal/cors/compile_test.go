@@ -54,8 +54,8 @@ func TestCompileRefuses(t *testing.T) {
 		{desc: "header not a token", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowHeaders: []string{"x foo"}}, field: "spec.allowHeaders[0]", want: `not a header name`},
 		{desc: "header * beside another name", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowHeaders: []string{"*", "x-foo"}}, field: "spec.allowHeaders[0]", want: `must stand alone or beside "Authorization"`},
 		{desc: "expose header not a token", cfg: cors.Config{AllowOrigins: []string{"*"}, ExposeHeaders: []string{"x:y"}}, field: "spec.exposeHeaders[0]", want: `not a header name`},
-		{desc: "maxAge too large", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: ptr[int32](86401)}, field: "spec.maxAge", want: `from 0 (no caching) to 86400`},
-		{desc: "maxAge negative", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: ptr[int32](-1)}, field: "spec.maxAge", want: `from 0 (no caching) to 86400`},
+		{desc: "maxAge too large", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: new(int32(86401))}, field: "spec.maxAge", want: `from 0 (no caching) to 86400`},
+		{desc: "maxAge negative", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: new(int32(-1))}, field: "spec.maxAge", want: `from 0 (no caching) to 86400`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -79,7 +79,7 @@ func TestCompileReportsEveryProblemAtOnce(t *testing.T) {
 	_, _, err := cors.Compile(cors.Config{
 		AllowOrigins: []string{"https://A.example", "https://b.example/"},
 		AllowMethods: []string{"TRACE"},
-		MaxAge:       ptr[int32](100000),
+		MaxAge:       new(int32(100000)),
 	})
 	if got := len(cors.FieldErrors(err)); got != 4 {
 		t.Errorf("got %d field errors, want 4: %v", got, err)
@@ -96,7 +96,7 @@ func TestCompileWarns(t *testing.T) {
 	}{
 		{desc: "null origin", cfg: cors.Config{AllowOrigins: []string{"null"}}, field: "spec.allowOrigins[0]", want: "sandboxed iframes"},
 		{desc: "plain http with credentials", cfg: cors.Config{AllowOrigins: []string{"http://app.example.com"}, AllowCredentials: true}, field: "spec.allowOrigins[0]", want: "prefer https"},
-		{desc: "maxAge above Chromium's cap", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: ptr[int32](86400)}, field: "spec.maxAge", want: "7200"},
+		{desc: "maxAge above Chromium's cap", cfg: cors.Config{AllowOrigins: []string{"*"}, MaxAge: new(int32(86400))}, field: "spec.maxAge", want: "7200"},
 		{desc: "lower-case patch", cfg: cors.Config{AllowOrigins: []string{"*"}, AllowMethods: []string{"patch"}}, field: "spec.allowMethods[0]", want: `write "PATCH"`},
 		// Fetch §2.2.1 "normalize a method": fetch upper-cases put, so "put"
 		// never matches a browser; it sends patch as written, so "patch"

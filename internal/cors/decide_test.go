@@ -16,8 +16,6 @@ func mustCompile(t testing.TB, cfg cors.Config) *cors.Policy {
 	return p
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // h is a compact way to write expected headers: name, value, name, value...
 func h(kv ...string) map[string]string {
 	m := map[string]string{}
@@ -33,7 +31,7 @@ var (
 		AllowMethods:     []string{"GET", "PUT", "DELETE"},
 		AllowHeaders:     []string{"Content-Type", "X-Request-Id"},
 		ExposeHeaders:    []string{"X-Trace-Id"},
-		MaxAge:           ptr[int32](600),
+		MaxAge:           new(int32(600)),
 		AllowCredentials: true,
 	}
 	publicAPI = cors.Config{
@@ -207,7 +205,7 @@ var decideCases = []decideCase{
 		headers: h("access-control-allow-origin", "https://a.example", "vary", vary)},
 
 	// maxAge.
-	{desc: "maxAge 0 is sent: no caching", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, MaxAge: ptr[int32](0)},
+	{desc: "maxAge 0 is sent: no caching", cfg: cors.Config{AllowOrigins: []string{"https://a.example"}, MaxAge: new(int32(0))},
 		req: preflight("https://a.example", "GET", ""), kind: cors.KindPreflight, action: cors.ActionRespond, allowed: true, status: 204,
 		headers: h("access-control-allow-origin", "https://a.example", "access-control-max-age", "0", "vary", vary)},
 

@@ -38,7 +38,7 @@ func TestTraps(t *testing.T) {
 		err     string // a substring of the import error, when the object is refused
 	}{
 		{desc: "nginx * with its default credentials: * without credentials (browsers refused credentialed requests)",
-			in: ingress(`    nginx.ingress.kubernetes.io/enable-cors: "true"`), origins: []string{"*"}, creds: ptr(false), warning: `refuses "*" with credentials`},
+			in: ingress(`    nginx.ingress.kubernetes.io/enable-cors: "true"`), origins: []string{"*"}, creds: new(false), warning: `refuses "*" with credentials`},
 		{desc: "nginx invalid whole origin value (trailing /): nginx served *, import keeps only readable entries",
 			in: ingress(`    nginx.ingress.kubernetes.io/enable-cors: "true"
     nginx.ingress.kubernetes.io/cors-allow-origin: "https://a.example.com, https://b.example.com/"
@@ -47,7 +47,7 @@ func TestTraps(t *testing.T) {
 		{desc: "nginx matches case-insensitively: the origin is lower-cased",
 			in: ingress(`    nginx.ingress.kubernetes.io/enable-cors: "true"
     nginx.ingress.kubernetes.io/cors-allow-origin: "https://App.Example.com"`),
-			origins: []string{"https://app.example.com"}, creds: ptr(true), warning: "allowed credentials by default"},
+			origins: []string{"https://app.example.com"}, creds: new(true), warning: "allowed credentials by default"},
 		{desc: "nginx null with credentials is left out",
 			in: ingress(`    nginx.ingress.kubernetes.io/enable-cors: "true"
     nginx.ingress.kubernetes.io/cors-allow-origin: "null, https://a.example.com"`),
@@ -67,7 +67,7 @@ spec:
   gateways: [gw]
   http:
   - corsPolicy: {allowOrigins: [{regex: ".*"}], allowCredentials: true, unmatchedPreflights: IGNORE}
-`, origins: []string{"*"}, creds: ptr(false), warning: "matches \"*\""},
+`, origins: []string{"*"}, creds: new(false), warning: "matches \"*\""},
 		{desc: "Istio exact is byte for byte: an upper-case origin never matched and is left out",
 			in: `apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -173,5 +173,3 @@ spec:
 		})
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

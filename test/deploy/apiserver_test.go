@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,16 +18,16 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // One kube-apiserver and etcd (envtest) for the whole package, started by the
 // first test that needs it and stopped by TestMain.
 var (
 	envOnce sync.Once
-	env     *envtest.Environment
-	envCfg  *rest.Config
+	cluster *envtesting.Cluster
 	envErr  error
 )
 
@@ -37,8 +36,8 @@ func TestMain(m *testing.M) {
 	// nothing.
 	ctrllog.SetLogger(logr.Discard())
 	code := m.Run()
-	if env != nil {
-		if err := env.Stop(); err != nil {
+	if cluster != nil {
+		if err := cluster.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
 		}
 	}
@@ -51,32 +50,12 @@ func TestMain(m *testing.M) {
 func apiServer(t *testing.T) *rest.Config {
 	t.Helper()
 	envOnce.Do(func() {
-		assets := os.Getenv("KUBEBUILDER_ASSETS")
-		if assets == "" {
-			assets = repoPath(t, "bin", "k8s")
-		}
-		for _, bin := range []string{"etcd", "kube-apiserver"} {
-			if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
-				envErr = fmt.Errorf("%s not found in %s: %s", bin, assets, missingTools)
-				return
-			}
-		}
-		env = &envtest.Environment{
-			BinaryAssetsDirectory: assets,
-			CRDDirectoryPaths: append([]string{
-				repoPath(t, "config", "crd", "bases"),
-				repoPath(t, "test", "deploy", "testdata", "crds"),
-			}, gatewayAPICRDs(t)...),
-			ErrorIfCRDPathMissing: true,
-		}
-		envCfg, envErr = env.Start()
+		cluster, envErr = envtesting.Start(envtesting.Options{
+			GatewayAPI: envtesting.GatewaysAndRoutes,
+			CRDPaths:   []string{repoPath(t, "test", "deploy", "testdata", "crds")},
+		})
 		if envErr != nil {
-			envErr = fmt.Errorf("starting envtest from %s: %w", assets, envErr)
-			return
-		}
-		c, err := client.New(envCfg, client.Options{})
-		if err != nil {
-			envErr = err
+			envErr = fmt.Errorf("%w (%s)", envErr, missingTools)
 			return
 		}
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -86,12 +65,12 @@ func apiServer(t *testing.T) *rest.Config {
 				"pod-security.kubernetes.io/warn":    "restricted",
 			},
 		}}
-		envErr = c.Create(context.Background(), ns)
+		envErr = cluster.Client.Create(context.Background(), ns)
 	})
 	if envErr != nil {
 		t.Fatal(envErr)
 	}
-	return envCfg
+	return cluster.Config
 }
 
 // warnings collects the API server's warning headers (Pod Security "warn",

@@ -2,32 +2,12 @@ package deploy_test
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// gatewayAPICRDs are the Gateway API standard-channel CRDs at the version
-// go.mod pins, from the module cache: the examples' HTTPRoutes are checked
-// against the real schema, and no YAML is copied into the repository.
-func gatewayAPICRDs(t testing.TB) []string {
-	t.Helper()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		t.Fatalf("finding the Gateway API module (go list -m sigs.k8s.io/gateway-api): %v; run `go mod download`", err)
-	}
-	std := filepath.Join(dir, "config", "crd", "standard")
-	return []string{
-		filepath.Join(std, "gateway.networking.k8s.io_gateways.yaml"),
-		filepath.Join(std, "gateway.networking.k8s.io_httproutes.yaml"),
-	}
-}
 
 // TestGatewayAPIExampleAcceptedByAPIServer: the team's HTTPRoute and the
 // CorsPolicy that targets it pass the real API server (server-side dry run,

@@ -24,7 +24,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // The markers docs/install.md puts on the line before a fenced block: run
@@ -194,36 +195,13 @@ func TestInstallGuide(t *testing.T) {
 	blocks := guideBlocks(t, repoPath(t, "docs", "install.md"))
 	helm, kubectl := tool(t, "helm"), tool(t, "k8s", "kubectl")
 
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = repoPath(t, "bin", "k8s")
-	}
 	// A cluster of its own: the guide starts from an empty one (its first
 	// command creates corsgate-system, which the package's shared API server
 	// already has).
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting envtest from %s: %v (%s)", assets, err, missingTools)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
-	})
-	admin, err := env.ControlPlane.AddUser(envtest.User{Name: "install-guide-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster := envtesting.New(t, envtesting.Options{NoCRDs: true})
+	cfg := cluster.Config
+	kcPath := cluster.User(t, "install-guide-admin", "system:masters").Kubeconfig
 	home := t.TempDir()
-	kcPath := filepath.Join(home, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// The reader's shell: kubectl and helm on PATH, the cluster in
 	// KUBECONFIG, a HOME of its own for helm's cache and config.
 	path := filepath.Join(home, "bin")

@@ -4,13 +4,12 @@ package e2e_test
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // cluster is a real kube-apiserver and etcd (envtest) with the CorsPolicy CRD
@@ -20,37 +19,10 @@ type cluster struct {
 	kubectlBin string
 }
 
-func startCluster(t *testing.T, dir string) *cluster {
+func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: envtestAssets,
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	if _, err := env.Start(); err != nil {
-		t.Fatalf("starting kube-apiserver and etcd from %s: %v", envtestAssets, err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
-	})
-	admin, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cluster{
-		kubeconfig: filepath.Join(dir, "kubeconfig"),
-		kubectlBin: filepath.Join(envtestAssets, "kubectl"),
-	}
-	if err := os.WriteFile(c.kubeconfig, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	user := envtesting.New(t, envtesting.Options{Assets: envtestAssets}).User(t, "e2e-admin", "system:masters")
+	return &cluster{kubeconfig: user.Kubeconfig, kubectlBin: filepath.Join(envtestAssets, "kubectl")}
 }
 
 // kubectl runs kubectl against the cluster and returns its output.

@@ -42,7 +42,7 @@ func TestFileMode(t *testing.T) {
 // objects from a real kube-apiserver (envtest), applied with kubectl.
 func TestKubernetesMode(t *testing.T) {
 	artifacts := artifactsDir(t, "kubernetes-mode")
-	c := startCluster(t, t.TempDir())
+	c := startCluster(t)
 	c.kubectl(t, "apply", "-f", filepath.Join("testdata", "grants"))
 	c.kubectl(t, "apply", "-f", policyDir(t))
 	conn := startCorsgate(t, nil, []string{"KUBECONFIG=" + c.kubeconfig}, artifacts)

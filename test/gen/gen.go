@@ -14,6 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 )
@@ -91,6 +92,11 @@ func WithHeaders(h ...string) Option { return func(p *v1alpha1.CorsPolicy) { p.S
 
 // WithCredentials sets spec.allowCredentials.
 func WithCredentials() Option { return func(p *v1alpha1.CorsPolicy) { p.Spec.AllowCredentials = true } }
+
+// WithTargetRefs sets spec.targetRefs.
+func WithTargetRefs(refs ...gwapiv1.LocalPolicyTargetReferenceWithSectionName) Option {
+	return func(p *v1alpha1.CorsPolicy) { p.Spec.TargetRefs = refs }
+}
 
 // WithSpec replaces the whole spec.
 func WithSpec(s v1alpha1.CorsPolicySpec) Option { return func(p *v1alpha1.CorsPolicy) { p.Spec = s } }
