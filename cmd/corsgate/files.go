@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -26,9 +25,9 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 	if err := src.Load(); err != nil {
 		return err
 	}
-	registerSourceMetrics(metrics.Registry, src)
-	servedTableMetrics(metrics.Registry, store)
-	obs := newObserver(metrics.Registry, log.WithName("decisions"))
+	filesource.RegisterMetrics(metrics.Registry, src)
+	observe.RegisterServedTable(metrics.Registry, store)
+	obs := newObserver(o, log)
 	runner, err := grpcRunner(o, store, log, obs)
 	if err != nil {
 		return err
@@ -75,36 +74,6 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 		g.Go(func() error { return serveHTTP(ctx, o.pprofAddr, mux, log.WithName("pprof")) })
 	}
 	return g.Wait()
-}
-
-// registerSourceMetrics exports the file source's status: how much it
-// serves, and whether what it serves is what the files hold.
-func registerSourceMetrics(reg prometheus.Registerer, src *filesource.Source) {
-	gauge := func(name, help string, value func(filesource.Status) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return value(src.Status()) })
-	}
-	reg.MustRegister(
-		gauge("corsgate_policy_source_files", "Policy files (*.yaml, *.yml, *.json) of the last reload that was served.",
-			func(s filesource.Status) float64 { return float64(s.Files) }),
-		gauge("corsgate_policy_source_policies", "CorsPolicy objects that serve requests, of the last reload that was served (a targetRefs policy in a file serves none).",
-			func(s filesource.Status) float64 { return float64(s.Policies) }),
-		gauge("corsgate_policy_source_degraded", "1 when the policies served may not be what the files hold (a reload refused: files unparsable, the source empty; invalid policies keeping their last valid spec; policies that serve nothing, such as targetRefs in files; the path not watched), 0 otherwise. The log and /readyz say why.",
-			func(s filesource.Status) float64 {
-				if s.Degraded != "" {
-					return 1
-				}
-				return 0
-			}),
-		gauge("corsgate_policy_source_watching", "1 while changes to --policies are watched; 0 while they cannot be (the path's folder is gone: the log and /readyz say why, and the source retries), when edits are not seen.",
-			func(s filesource.Status) float64 {
-				if s.Watching {
-					return 1
-				}
-				return 0
-			}),
-		gauge("corsgate_policy_source_last_reload_timestamp_seconds", "When the last reload attempt ended (Unix time).",
-			func(s filesource.Status) float64 { return float64(s.LastReload.UnixNano()) / 1e9 }),
-	)
 }
 
 func serveHTTP(ctx context.Context, addr string, h http.Handler, log logr.Logger) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/http"
 
@@ -25,25 +24,13 @@ import (
 	"github.com/corsgate/corsgate/internal/table"
 )
 
-// hostOwnership is --host-ownership. It lives here, not in options, because
-// only Kubernetes mode has grants: a policy file has one trusted author.
-var hostOwnership = flag.String("host-ownership", "Enforce",
-	"Kubernetes mode: Enforce serves a CorsPolicy only where a CorsHostGrant (written by cluster administrators) "+
-		"lets its namespace claim its hosts and path prefixes; Open lets any namespace claim any host (single-tenant clusters).")
-
-// gatewayClasses is --gateway-classes, beside --host-ownership for the same
-// reason: only Kubernetes mode reads Gateways.
-var gatewayClasses = flag.String("gateway-classes", "eg",
-	"Kubernetes mode: the GatewayClasses (comma-separated) whose Gateways' Envoys call this corsgate; CorsPolicy targetRefs attach only "+
-		"through Gateways of these classes, and others are reported in status.ancestors. \"*\" serves every class.")
-
 // runKubernetes serves CorsPolicy objects from the API server (in-cluster
 // config or KUBECONFIG). Every replica builds and serves the table; only the
 // elected leader writes status.
 func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	var ownership *controllers.HostOwnership
 	var grantsChanged chan event.TypedGenericEvent[*v1alpha1.CorsHostGrant]
-	switch *hostOwnership {
+	switch o.hostOwnership {
 	case "Enforce":
 		grantsChanged = make(chan event.TypedGenericEvent[*v1alpha1.CorsHostGrant], 1024)
 		ownership = &controllers.HostOwnership{Changed: grantsChanged}
@@ -52,9 +39,9 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 			"including another team's API. Use it only where one team writes every CorsPolicy; the default, Enforce, " +
 			"serves a policy only where a CorsHostGrant admits its namespace.")
 	default:
-		return fmt.Errorf("--host-ownership=%q: write Enforce (the default: serve a CorsPolicy only where a CorsHostGrant admits its namespace) or Open (any namespace may claim any host)", *hostOwnership)
+		return fmt.Errorf("--host-ownership=%q: write Enforce (the default: serve a CorsPolicy only where a CorsHostGrant admits its namespace) or Open (any namespace may claim any host)", o.hostOwnership)
 	}
-	classes, err := compile.ParseGatewayClasses(*gatewayClasses)
+	classes, err := compile.ParseGatewayClasses(o.gatewayClasses)
 	if err != nil {
 		return err
 	}
@@ -75,7 +62,7 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	if err := gwapiv1.Install(scheme); err != nil {
 		return err
 	}
-	obs := newObserver(metrics.Registry, log.WithName("decisions"))
+	obs := newObserver(o, log)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
 		Metrics: metricsserver.Options{BindAddress: o.metricsAddr,
@@ -83,28 +70,28 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 		HealthProbeBindAddress: o.probeAddr,
 		PprofBindAddress:       o.pprofAddr,
 		// No LeaderElection: a manager that loses its lease stops serving
-		// too. statusLeader (leader.go) holds the lease for the leader-only
+		// too. controllers.StatusLeader holds the lease for the leader-only
 		// runnables alone.
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
 	lock, err := leaderelection.NewResourceLock(cfg, mgr, leaderelection.Options{LeaderElection: o.leaderElect,
-		LeaderElectionID: "corsgate.policy.corsgate.io", LeaderElectionNamespace: o.leaderElectionNS, RenewDeadline: renewDeadline})
+		LeaderElectionID: "corsgate.policy.corsgate.io", LeaderElectionNamespace: o.leaderElectionNS, RenewDeadline: controllers.RenewDeadline})
 	if err != nil {
 		return fmt.Errorf("--leader-elect: %w; pass --leader-election-namespace outside a cluster", err)
 	}
 	leaderOnly := mgr
-	mgr = servingOnly{mgr}
+	mgr = controllers.ServingOnly{Manager: mgr}
 
 	store := &table.Store{}
 	results := &controllers.Results{}
 	changed := make(chan event.TypedGenericEvent[*v1alpha1.CorsPolicy], 1024)
-	servedTableMetrics(metrics.Registry, store)
-	tm := newTableMetrics(metrics.Registry, mgr.GetCache(), results)
+	observe.RegisterServedTable(metrics.Registry, store)
+	tm := controllers.NewTableMetrics(metrics.Registry, mgr.GetCache(), results)
 	if err := mgr.Add(&controllers.TableBuilder{
 		Cache: mgr.GetCache(), Store: store, Results: results, Changed: changed, Log: log.WithName("table"),
-		Ownership: ownership, OnBuild: tm.onBuild, GatewayClasses: classes,
+		Ownership: ownership, OnBuild: tm.OnBuild, GatewayClasses: classes,
 	}); err != nil {
 		return err
 	}
@@ -120,10 +107,10 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 		}).SetupWithManager(mgr, changed); err != nil {
 			return err
 		}
-		return mgr.Add(&deniedOriginsWriter{client: mgr.GetClient(), obs: obs, interval: deniedOriginsInterval,
-			pause: deniedOriginsPerWrite, log: log.WithName("denied-origins")})
+		// Every DeniedOriginsInterval, at most one write per DeniedOriginsPerWrite.
+		return mgr.Add(&controllers.DeniedOriginsWriter{Client: mgr.GetClient(), Inventory: obs, Log: log.WithName("denied-origins")})
 	}
-	if err := mgr.Add(&statusLeader{Lock: lock, Manager: leaderOnly, Setup: setupLeaderOnly, Log: log.WithName("leader")}); err != nil {
+	if err := mgr.Add(&controllers.StatusLeader{Lock: lock, Manager: leaderOnly, Setup: setupLeaderOnly, Log: log.WithName("leader")}); err != nil {
 		return err
 	}
 	runner, err := grpcRunner(o, store, log, obs)
@@ -140,6 +127,6 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	if err := mgr.AddReadyzCheck("policy-table", tableLoaded(store)); err != nil {
 		return err
 	}
-	log.Info("starting in Kubernetes mode", "leaderElection", o.leaderElect, "hostOwnership", *hostOwnership)
+	log.Info("starting in Kubernetes mode", "leaderElection", o.leaderElect, "hostOwnership", o.hostOwnership)
 	return mgr.Start(ctx)
 }

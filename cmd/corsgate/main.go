@@ -26,6 +26,8 @@ import (
 
 	"github.com/corsgate/corsgate/extproc"
 	"github.com/corsgate/corsgate/internal/filesource"
+	"github.com/corsgate/corsgate/internal/grpcmetrics"
+	"github.com/corsgate/corsgate/internal/observe"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -45,6 +47,11 @@ type options struct {
 	allowEmptyPolicies      bool
 	policiesSettle          time.Duration
 	limits                  extproc.Limits
+	decisionLog             observe.LogMode
+	// Kubernetes mode only: a policy file has one trusted author, and no
+	// Gateways.
+	hostOwnership  string
+	gatewayClasses string
 }
 
 func main() {
@@ -76,7 +83,13 @@ func main() {
 	// Configuration errors are answers, not crashes: no Go stack trace below
 	// panic level unless --zap-stacktrace-level asks for one.
 	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
-	flag.Var(&decisionLog, "decision-log", decisionLogUsage)
+	flag.Var(&logModeFlag{&o.decisionLog}, "decision-log", "Which CORS decisions to log at info level, rate-limited per policy and reason: denials (and what DryRun policies would deny), all, or none.")
+	flag.StringVar(&o.hostOwnership, "host-ownership", "Enforce",
+		"Kubernetes mode: Enforce serves a CorsPolicy only where a CorsHostGrant (written by cluster administrators) "+
+			"lets its namespace claim its hosts and path prefixes; Open lets any namespace claim any host (single-tenant clusters).")
+	flag.StringVar(&o.gatewayClasses, "gateway-classes", "eg",
+		"Kubernetes mode: the GatewayClasses (comma-separated) whose Gateways' Envoys call this corsgate; CorsPolicy targetRefs attach only "+
+			"through Gateways of these classes, and others are reported in status.ancestors. \"*\" serves every class.")
 	zapOpts.BindFlags(flag.CommandLine)
 	showVersion := flag.Bool("version", false, "Print the version, the commit and the Go version, and exit (as corsgate version).")
 	if code, done := parseServerFlags(flag.CommandLine, os.Args[1:], os.Stdout, os.Stderr); done {
@@ -120,9 +133,37 @@ func flagLimits(l extproc.Limits) extproc.Limits {
 	return l
 }
 
+// logModeFlag is --decision-log. The mode is behind a pointer so that the
+// flag package's zero value (a nil mode, "") differs from the default
+// (denials), which --help then shows.
+type logModeFlag struct{ mode *observe.LogMode }
+
+func (f *logModeFlag) String() string {
+	if f.mode == nil {
+		return ""
+	}
+	return f.mode.String()
+}
+
+func (f *logModeFlag) Set(s string) error {
+	m, ok := observe.ParseLogMode(s)
+	if !ok {
+		return fmt.Errorf("%q is not a decision log mode: write denials (the default), all or none", s)
+	}
+	*f.mode = m
+	return nil
+}
+
+// newObserver is the decision observer of both modes: metrics by policy,
+// latency histograms, decision logs and the observed-origins inventory
+// (served at observe.OriginsPath on the metrics listener).
+func newObserver(o options, log logr.Logger) *observe.Observer {
+	return observe.New(metrics.Registry, log.WithName("decisions"), observe.Options{Log: o.decisionLog})
+}
+
 // grpcRunner builds the ext_proc server's Runnable: it serves on every
 // replica, whatever the source of policies.
-func grpcRunner(o options, store *table.Store, log logr.Logger, obs extproc.Observer) (*extproc.Runner, error) {
+func grpcRunner(o options, store *table.Store, log logr.Logger, obs *observe.Observer) (*extproc.Runner, error) {
 	lis, err := net.Listen("tcp", o.grpcAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--grpc-bind-address %s: %w", o.grpcAddr, err)
@@ -134,10 +175,11 @@ func grpcRunner(o options, store *table.Store, log logr.Logger, obs extproc.Obse
 		Limits:          o.limits,
 		Log:             log.WithName("extproc"),
 	}
-	if t, ok := obs.(interface{ Track(*table.Store) }); ok {
-		t.Track(store) // forget the policies a new table drops
-	}
-	r.Options = append(r.Options, grpcServerMetrics(metrics.Registry)...)
+	obs.Track(store) // forget the policies a new table drops
+	// grpc_server_*: go-grpc-middleware's series, without its cost.
+	gm := grpcmetrics.NewServerMetrics()
+	metrics.Registry.MustRegister(gm)
+	r.Options = append(r.Options, gm.ServerOptions()...)
 	if o.grpcTLSCert != "" || o.grpcTLSKey != "" {
 		creds, err := tlsCredentials(o.grpcTLSCert, o.grpcTLSKey)
 		if err != nil {

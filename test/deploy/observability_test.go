@@ -194,19 +194,19 @@ tests:
 
 // kubernetesOnly are metrics only Kubernetes mode exports (table builds
 // from the API server's cache, per-policy conditions); the scrape below is
-// of file mode. Each must still be registered by cmd/corsgate.
+// of file mode. Each must still be registered by controllers.TableMetrics.
 var kubernetesOnly = []string{"corsgate_table_fingerprint", "corsgate_table_builds_total", "corsgate_policy_ready", "corsgate_policy_accepted", "corsgate_policy_conflicted"}
 
 func TestDashboardAndAlertsNameExportedMetrics(t *testing.T) {
 	t.Parallel()
 	exported := scrapeBinary(t)
-	src, err := os.ReadFile(repoPath(t, "cmd", "corsgate", "metrics.go"))
+	src, err := os.ReadFile(repoPath(t, "controllers", "metrics.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range kubernetesOnly {
 		if !strings.Contains(string(src), `"`+name+`"`) {
-			t.Errorf("%s is not registered in cmd/corsgate/metrics.go", name)
+			t.Errorf("%s is not registered in controllers/metrics.go", name)
 		}
 		exported[name] = true
 	}

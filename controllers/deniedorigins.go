@@ -1,4 +1,4 @@
-package main
+package controllers
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/internal/observe"
 )
 
 // Bounds on the status writes of the observed-origins summary. At 10,000
@@ -19,29 +18,45 @@ import (
 // load is a handful of writes per cycle, since a write happens only when a
 // policy's set of top origins changes.
 const (
-	deniedOriginsInterval = 10 * time.Minute
-	deniedOriginsPerWrite = 200 * time.Millisecond // 5 writes/s
+	DeniedOriginsInterval = 10 * time.Minute
+	DeniedOriginsPerWrite = 200 * time.Millisecond // 5 writes/s
 	deniedOriginsTop      = 5
 )
 
-// deniedOriginsWriter summarises the observed-origins inventory on each
+// OriginInventory is the observed-origins inventory as DeniedOriginsWriter
+// reads it: the binary's *observe.Observer, whose TopDenied returns up to n
+// origins each policy denied most, by "namespace/name", sorted.
+type OriginInventory interface {
+	TopDenied(n int) map[string][]string
+}
+
+// DeniedOriginsWriter summarises the observed-origins inventory on each
 // CorsPolicy's status.deniedOrigins. It runs on the leader only, so the
 // summary is the leader's own traffic: with Envoy balancing over the
 // replicas, that is a fair sample of who calls.
-type deniedOriginsWriter struct {
-	client   client.Client
-	obs      *observe.Observer
-	interval time.Duration
-	pause    time.Duration
-	log      logr.Logger
+type DeniedOriginsWriter struct {
+	Client client.Client
+	// Inventory is what is summarised: this replica's decisions.
+	Inventory OriginInventory
+	// Interval is the time between two syncs; Pause, between two writes
+	// of one sync, so that a sync that writes many policies does not burst
+	// at the API server. An Interval of zero or less is
+	// DeniedOriginsInterval; a zero Pause is DeniedOriginsPerWrite, a
+	// negative one writes without pausing.
+	Interval, Pause time.Duration
+	Log             logr.Logger
 }
 
 // NeedLeaderElection is true: one replica writes status.
-func (w *deniedOriginsWriter) NeedLeaderElection() bool { return true }
+func (w *DeniedOriginsWriter) NeedLeaderElection() bool { return true }
 
 // Start syncs every interval until ctx ends.
-func (w *deniedOriginsWriter) Start(ctx context.Context) error {
-	ticker := time.NewTicker(w.interval)
+func (w *DeniedOriginsWriter) Start(ctx context.Context) error {
+	interval := w.Interval
+	if interval <= 0 {
+		interval = DeniedOriginsInterval
+	}
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
 		select {
@@ -49,9 +64,9 @@ func (w *deniedOriginsWriter) Start(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 			if n, err := w.sync(ctx); err != nil {
-				w.log.Error(err, "writing status.deniedOrigins; retrying next cycle", "written", n)
+				w.Log.Error(err, "writing status.deniedOrigins; retrying next cycle", "written", n)
 			} else if n > 0 {
-				w.log.V(1).Info("status.deniedOrigins written", "policies", n)
+				w.Log.V(1).Info("status.deniedOrigins written", "policies", n)
 			}
 		}
 	}
@@ -59,10 +74,14 @@ func (w *deniedOriginsWriter) Start(ctx context.Context) error {
 
 // sync patches the policies whose top denied origins changed and returns
 // how many it wrote.
-func (w *deniedOriginsWriter) sync(ctx context.Context) (int, error) {
-	top := w.obs.TopDenied(deniedOriginsTop)
+func (w *DeniedOriginsWriter) sync(ctx context.Context) (int, error) {
+	pause := w.Pause
+	if pause == 0 {
+		pause = DeniedOriginsPerWrite
+	}
+	top := w.Inventory.TopDenied(deniedOriginsTop)
 	var list v1alpha1.CorsPolicyList
-	if err := w.client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+	if err := w.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, err
 	}
 	written := 0
@@ -75,11 +94,11 @@ func (w *deniedOriginsWriter) sync(ctx context.Context) (int, error) {
 		if slices.Equal(obj.Status.DeniedOrigins, want) {
 			continue
 		}
-		if written > 0 && w.pause > 0 {
+		if written > 0 && pause > 0 {
 			select {
 			case <-ctx.Done():
 				return written, nil
-			case <-time.After(w.pause):
+			case <-time.After(pause):
 			}
 		}
 		base := obj.DeepCopy() // the cache's object is shared: never modify it
@@ -87,7 +106,7 @@ func (w *deniedOriginsWriter) sync(ctx context.Context) (int, error) {
 		next.Status.DeniedOrigins = want
 		// A merge patch of this one field: it never races the status
 		// writer's conditions.
-		if err := w.client.Status().Patch(ctx, next, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
+		if err := w.Client.Status().Patch(ctx, next, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
 			return written, err
 		}
 		written++

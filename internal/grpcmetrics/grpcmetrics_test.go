@@ -1,4 +1,4 @@
-package main
+package grpcmetrics
 
 import (
 	"bytes"
@@ -25,7 +25,15 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// go-grpc-middleware's provider, as grpcServerMetrics used it, is the
+// serverMetrics registers a ServerMetrics with reg and returns its
+// interceptors, as the binary does.
+func serverMetrics(reg prometheus.Registerer) []grpc.ServerOption {
+	m := NewServerMetrics()
+	reg.MustRegister(m)
+	return m.ServerOptions()
+}
+
+// go-grpc-middleware's provider, as the binary used it, is the
 // reference: a test-only dependency.
 func providerServerMetrics(reg prometheus.Registerer) []grpc.ServerOption {
 	m := grpcprom.NewServerMetrics()
@@ -292,7 +300,7 @@ func exposition(t *testing.T, reg prometheus.Gatherer) string {
 
 func TestGRPCMetricsSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cc, hs := serveGRPC(t, grpcServerMetrics(reg))
+	cc, hs := serveGRPC(t, serverMetrics(reg))
 	healthTraffic(t, cc, hs)
 	// No other series: not even zero ones for codes that did not occur.
 	waitGathered(t, reg, `
@@ -327,7 +335,7 @@ func TestGRPCMetricsMatchGoGRPCMiddleware(t *testing.T) {
 	for _, s := range []struct {
 		reg  *prometheus.Registry
 		opts []grpc.ServerOption
-	}{{ours, grpcServerMetrics(ours)}, {theirs, providerServerMetrics(theirs)}} {
+	}{{ours, serverMetrics(ours)}, {theirs, providerServerMetrics(theirs)}} {
 		cc, hs := serveGRPC(t, s.opts)
 		healthTraffic(t, cc, hs)
 		calls := 3 + echoTraffic(t, cc)
@@ -393,7 +401,7 @@ func exchange(_ any, ss grpc.ServerStream) error {
 // method names, one name of several kinds.
 func TestGRPCMetricsMatchGoGRPCMiddlewareDirectly(t *testing.T) {
 	ours, theirs := prometheus.NewRegistry(), prometheus.NewRegistry()
-	m := newGRPCMetrics()
+	m := NewServerMetrics()
 	ours.MustRegister(m)
 	p := grpcprom.NewServerMetrics()
 	theirs.MustRegister(p)
@@ -447,7 +455,7 @@ func TestGRPCMetricsMatchGoGRPCMiddlewareDirectly(t *testing.T) {
 // goroutines at once (run it with -race): no count is lost.
 func TestGRPCMetricsConcurrently(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := newGRPCMetrics()
+	m := NewServerMetrics()
 	reg.MustRegister(m)
 	const goroutines, streams = 8, 200
 	var wg sync.WaitGroup
@@ -482,7 +490,7 @@ func TestGRPCMetricsConcurrently(t *testing.T) {
 // stream of two messages each way.
 func BenchmarkGRPCMetrics(b *testing.B) {
 	info := &grpc.StreamServerInfo{FullMethod: "/envoy.service.ext_proc.v3.ExternalProcessor/Process", IsClientStream: true, IsServerStream: true}
-	m := newGRPCMetrics()
+	m := NewServerMetrics()
 	p := grpcprom.NewServerMetrics()
 	for _, impl := range []struct {
 		name      string

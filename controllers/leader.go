@@ -1,4 +1,4 @@
-package main
+package controllers
 
 import (
 	"context"
@@ -18,23 +18,23 @@ import (
 // deadline, so a leader that could not renew has stopped writing before any
 // other replica may start.
 const (
-	leaseDuration = 15 * time.Second
-	renewDeadline = 10 * time.Second
-	retryPeriod   = 2 * time.Second
+	LeaseDuration = 15 * time.Second
+	RenewDeadline = 10 * time.Second
+	RetryPeriod   = 2 * time.Second
 )
 
-// statusLeader runs the status writers on the elected leader only, and is
+// StatusLeader runs the status writers on the elected leader only, and is
 // the reason the manager itself runs without leader election. A manager that
 // loses its lease stops every runnable and returns ("the binary must be
 // exited immediately"), which here would take down the ext_proc server of a
 // replica that serves perfectly well from its last table: a leader cut off
 // from the API server for longer than the renew deadline would cut its
 // in-flight streams and, restarted, stay NOT_SERVING until the API server is
-// back. With statusLeader, losing the lease stops the status writers and
+// back. With StatusLeader, losing the lease stops the status writers and
 // nothing else; the replica campaigns again and serves throughout.
 //
 // It is a manager Runnable that runs on every replica.
-type statusLeader struct {
+type StatusLeader struct {
 	// Lock is the Lease to hold; nil writes status without an election.
 	Lock resourcelock.Interface
 	// Manager is the manager the writers read through (cache, client).
@@ -46,11 +46,11 @@ type statusLeader struct {
 	Log   logr.Logger
 }
 
-// NeedLeaderElection is false: the election is statusLeader's own.
-func (l *statusLeader) NeedLeaderElection() bool { return false }
+// NeedLeaderElection is false: the election is StatusLeader's own.
+func (l *StatusLeader) NeedLeaderElection() bool { return false }
 
 // Start writes status while this replica holds the lease, until ctx ends.
-func (l *statusLeader) Start(ctx context.Context) error {
+func (l *StatusLeader) Start(ctx context.Context) error {
 	if l.Lock == nil {
 		return l.write(ctx)
 	}
@@ -60,7 +60,7 @@ func (l *statusLeader) Start(ctx context.Context) error {
 		}
 		select { // do not spin on a writer that fails at once
 		case <-ctx.Done():
-		case <-time.After(retryPeriod):
+		case <-time.After(RetryPeriod):
 		}
 	}
 	return nil
@@ -69,15 +69,15 @@ func (l *statusLeader) Start(ctx context.Context) error {
 // term campaigns for the lease and, once it is held, writes status until the
 // lease is lost or ctx ends; the lease is released when the writer stops for
 // any other reason, so that another replica can take over.
-func (l *statusLeader) term(ctx context.Context) error {
+func (l *StatusLeader) term(ctx context.Context) error {
 	ctx, release := context.WithCancel(ctx)
 	defer release()
 	leading := make(chan context.Context, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            l.Lock,
-		LeaseDuration:   leaseDuration,
-		RenewDeadline:   renewDeadline,
-		RetryPeriod:     retryPeriod,
+		LeaseDuration:   LeaseDuration,
+		RenewDeadline:   RenewDeadline,
+		RetryPeriod:     RetryPeriod,
 		ReleaseOnCancel: true,
 		Name:            "corsgate-status",
 		Callbacks: leaderelection.LeaderCallbacks{
@@ -106,7 +106,7 @@ func (l *statusLeader) term(ctx context.Context) error {
 }
 
 // write runs one term's controllers until ctx ends or one of them fails.
-func (l *statusLeader) write(ctx context.Context) error {
+func (l *StatusLeader) write(ctx context.Context) error {
 	if !l.Manager.GetCache().WaitForCacheSync(ctx) {
 		return nil // ctx ended
 	}
@@ -130,7 +130,7 @@ func (l *statusLeader) write(ctx context.Context) error {
 }
 
 // termManager is the manager as Setup sees it during one term: the
-// controllers it builds are collected for statusLeader to start instead of
+// controllers it builds are collected for StatusLeader to start instead of
 // being added to the manager, under the same names every term.
 type termManager struct {
 	manager.Manager
@@ -149,16 +149,17 @@ func (m *termManager) GetControllerOptions() config.Controller {
 	return o
 }
 
-// servingOnly is the manager as the rest of runKubernetes sees it: it has no
-// leader election of its own, so a runnable that needs one (a controller
-// built with NewControllerManagedBy, anything without NeedLeaderElection
-// false) would run on every replica. Add refuses it, at start-up, with the
-// place it belongs: the leader-only setup given to statusLeader.
-type servingOnly struct{ manager.Manager }
+// ServingOnly is the manager as the serving side sees it (every runnable
+// but StatusLeader's): it has no leader election of its own, so a runnable
+// that needs one (a controller built with NewControllerManagedBy, anything
+// without NeedLeaderElection false) would run on every replica. Add refuses
+// it, at start-up, with the place it belongs: the leader-only setup given to
+// StatusLeader.
+type ServingOnly struct{ manager.Manager }
 
-func (m servingOnly) Add(r manager.Runnable) error {
+func (m ServingOnly) Add(r manager.Runnable) error {
 	if le, ok := r.(manager.LeaderElectionRunnable); ok && !le.NeedLeaderElection() {
 		return m.Manager.Add(r)
 	}
-	return fmt.Errorf("%T runs on the leader only: register it in the leader-only setup passed to statusLeader (cmd/corsgate/kube.go), not on the manager", r)
+	return fmt.Errorf("%T runs on the leader only: register it in the leader-only setup passed to StatusLeader.Setup (cmd/corsgate/kube.go), not on the manager", r)
 }

@@ -1,4 +1,10 @@
-package main
+// Package grpcmetrics is the gRPC server's Prometheus metrics
+// (grpc_server_started_total, grpc_server_handled_total{grpc_code},
+// grpc_server_msg_received_total, grpc_server_msg_sent_total): the series
+// of go-grpc-middleware's Prometheus provider, counted at a fraction of its
+// cost. The ext_proc server's own metrics (decisions, latencies, stream
+// durations) are internal/observe's.
+package grpcmetrics
 
 import (
 	"context"
@@ -12,7 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// grpcMetrics is the gRPC server's metrics: the families, names, help,
+// ServerMetrics is the gRPC server's metrics: the families, names, help,
 // labels and label values of go-grpc-middleware's Prometheus provider
 // (providers/prometheus NewServerMetrics, without the handling-time
 // histogram, context labels or exemplars), counted as it counts them, for
@@ -24,15 +30,19 @@ import (
 // Like the provider's, a series exists from its first count: a child is
 // resolved when it is first counted, so that no zero series appears that
 // the provider would not show.
-type grpcMetrics struct {
+//
+// Use it as the provider's ServerMetrics: register it, then chain its
+// interceptors (ServerOptions does both chains).
+type ServerMetrics struct {
 	started, handled, received, sent *prometheus.CounterVec
 
 	// methods is copied on write (under mu), so the lookup on every call
 	// takes no lock. It holds one entry per method called: grpc-go calls
-	// interceptors only for registered methods (corsgate sets no
-	// UnknownServiceHandler).
+	// interceptors only for registered methods, unless the server has an
+	// UnknownServiceHandler (corsgate's has none), which would add an
+	// entry per name a client calls.
 	mu      sync.Mutex
-	methods atomic.Pointer[map[grpcMethodKey]*grpcMethodMetrics]
+	methods atomic.Pointer[map[methodKey]*methodMetrics]
 }
 
 // grpcType is the grpc_type label, as the provider spells it.
@@ -56,15 +66,15 @@ func streamType(info *grpc.StreamServerInfo) grpcType {
 	return grpcBidiStream
 }
 
-type grpcMethodKey struct {
+type methodKey struct {
 	fullMethod string
 	typ        grpcType
 }
 
-// grpcMethodMetrics is one method's counters: started is resolved with
+// methodMetrics is one method's counters: started is resolved with
 // the method (it is counted at once), the others when first counted.
-type grpcMethodMetrics struct {
-	vecs           *grpcMetrics
+type methodMetrics struct {
+	vecs           *ServerMetrics
 	labels         [3]string // grpc_type, grpc_service, grpc_method
 	started        prometheus.Counter
 	received, sent lazyCounter
@@ -98,9 +108,10 @@ func (c *lazyCounter) resolve(vec *prometheus.CounterVec, lvs *[3]string, code s
 	return child
 }
 
-func newGRPCMetrics() *grpcMetrics {
+// NewServerMetrics makes the counters, none of them registered.
+func NewServerMetrics() *ServerMetrics {
 	labels := []string{"grpc_type", "grpc_service", "grpc_method"}
-	return &grpcMetrics{
+	return &ServerMetrics{
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grpc_server_started_total",
 			Help: "Total number of RPCs started on the server.",
@@ -120,15 +131,38 @@ func newGRPCMetrics() *grpcMetrics {
 	}
 }
 
+// ServerOptions are the interceptors that count, as grpc.NewServer
+// options. Handling time is the ext_proc server's own
+// corsgate_extproc_stream_duration_seconds (native buckets too), so the
+// provider's handling-time histogram is left off.
+func (m *ServerMetrics) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(m.StreamServerInterceptor()),
+	}
+}
+
+// UnaryServerInterceptor counts unary calls, as the provider's method of
+// the name.
+func (m *ServerMetrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return m.unaryInterceptor
+}
+
+// StreamServerInterceptor counts streams and their messages, as the
+// provider's method of the name.
+func (m *ServerMetrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return m.streamInterceptor
+}
+
 // Describe and Collect are the provider's, in its order.
-func (m *grpcMetrics) Describe(ch chan<- *prometheus.Desc) {
+func (m *ServerMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.started.Describe(ch)
 	m.handled.Describe(ch)
 	m.received.Describe(ch)
 	m.sent.Describe(ch)
 }
 
-func (m *grpcMetrics) Collect(ch chan<- prometheus.Metric) {
+func (m *ServerMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.started.Collect(ch)
 	m.handled.Collect(ch)
 	m.received.Collect(ch)
@@ -136,8 +170,8 @@ func (m *grpcMetrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 // lookup is the method's counters, made on its first call.
-func (m *grpcMetrics) lookup(fullMethod string, typ grpcType) *grpcMethodMetrics {
-	key := grpcMethodKey{fullMethod, typ}
+func (m *ServerMetrics) lookup(fullMethod string, typ grpcType) *methodMetrics {
+	key := methodKey{fullMethod, typ}
 	if p := m.methods.Load(); p != nil {
 		if mm, ok := (*p)[key]; ok {
 			return mm
@@ -152,9 +186,9 @@ func (m *grpcMetrics) lookup(fullMethod string, typ grpcType) *grpcMethodMetrics
 		}
 	}
 	service, method := splitFullMethod(fullMethod)
-	mm := &grpcMethodMetrics{vecs: m, labels: [3]string{string(typ), service, method}}
+	mm := &methodMetrics{vecs: m, labels: [3]string{string(typ), service, method}}
 	mm.started = m.started.WithLabelValues(mm.labels[:]...)
-	next := make(map[grpcMethodKey]*grpcMethodMetrics, 1)
+	next := make(map[methodKey]*methodMetrics, 1)
 	if old != nil {
 		for k, v := range *old {
 			next[k] = v
@@ -174,15 +208,15 @@ func splitFullMethod(fullMethod string) (service, method string) {
 	return "unknown", "unknown"
 }
 
-func (mm *grpcMethodMetrics) incReceived() {
+func (mm *methodMetrics) incReceived() {
 	mm.received.inc(mm.vecs.received, &mm.labels, "")
 }
 
-func (mm *grpcMethodMetrics) incSent() {
+func (mm *methodMetrics) incSent() {
 	mm.sent.inc(mm.vecs.sent, &mm.labels, "")
 }
 
-func (mm *grpcMethodMetrics) incHandled(err error) {
+func (mm *methodMetrics) incHandled(err error) {
 	code := grpcCode(err)
 	if int(code) >= len(mm.handled) { // not a code grpc-go defines: rare
 		mm.vecs.handled.WithLabelValues(mm.labels[0], mm.labels[1], mm.labels[2], code.String()).Inc()
@@ -212,7 +246,7 @@ func grpcCode(err error) codes.Code {
 // unaryInterceptor counts like the provider's: started, one message
 // received, the handler, one message sent if it returned no error, and
 // handled with its code.
-func (m *grpcMetrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func (m *ServerMetrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	mm := m.lookup(info.FullMethod, grpcUnary)
 	mm.started.Inc()
 	mm.incReceived()
@@ -226,7 +260,7 @@ func (m *grpcMetrics) unaryInterceptor(ctx context.Context, req any, info *grpc.
 
 // streamInterceptor counts started before the handler, each message
 // received or sent without error, and handled when the handler returns.
-func (m *grpcMetrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (m *ServerMetrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	mm := m.lookup(info.FullMethod, streamType(info))
 	mm.started.Inc()
 	err := handler(srv, &countedServerStream{ServerStream: ss, m: mm})
@@ -237,7 +271,7 @@ func (m *grpcMetrics) streamInterceptor(srv any, ss grpc.ServerStream, info *grp
 // countedServerStream is the stream a handler gets: its one allocation.
 type countedServerStream struct {
 	grpc.ServerStream
-	m *grpcMethodMetrics
+	m *methodMetrics
 }
 
 func (s *countedServerStream) RecvMsg(msg any) error {

@@ -1,4 +1,4 @@
-package main
+package controllers
 
 import (
 	"context"
@@ -12,34 +12,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
-	"github.com/corsgate/corsgate/controllers"
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
-// servedTableMetrics exports the table a replica serves, in both modes:
-// whether there is one, and how many policies it holds. (The file source adds its own reload gauges,
-// corsgate_policy_source_*.)
-func servedTableMetrics(reg prometheus.Registerer, store *table.Store) {
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "corsgate_table_policies",
-		Help: "Policies in the table this replica serves (0 before the first table).",
-	}, func() float64 { return float64(store.Load().Len()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "corsgate_table_served",
-		Help: "1 once this replica serves a policy table (it is then ready), 0 before.",
-	}, func() float64 {
-		if store.Load() == nil {
-			return 0
-		}
-		return 1
-	}))
-}
-
-// tableMetrics are Kubernetes mode's table builds and per-policy state,
-// refreshed after every build (TableBuilder.OnBuild).
-type tableMetrics struct {
+// TableMetrics are Kubernetes mode's table builds and per-policy state,
+// refreshed after every build: pass OnBuild as TableBuilder.OnBuild. (The
+// table served, in either mode, is observe.RegisterServedTable's.)
+type TableMetrics struct {
 	cache   cache.Cache
-	results *controllers.Results
+	results *Results
 
 	builds      prometheus.Counter
 	duration    prometheus.Histogram
@@ -55,8 +37,10 @@ type policyState struct {
 	accepted, ready, conflicted bool
 }
 
-func newTableMetrics(reg prometheus.Registerer, c cache.Cache, results *controllers.Results) *tableMetrics {
-	m := &tableMetrics{
+// NewTableMetrics registers the metrics with reg. c and results are the
+// TableBuilder's Cache and Results, read after each build.
+func NewTableMetrics(reg prometheus.Registerer, c cache.Cache, results *Results) *TableMetrics {
+	m := &TableMetrics{
 		cache: c, results: results,
 		builds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "corsgate_table_builds_total",
@@ -84,10 +68,10 @@ func newTableMetrics(reg prometheus.Registerer, c cache.Cache, results *controll
 	return m
 }
 
-// onBuild records a build. It runs right after the builder replaced
+// OnBuild records a build. It runs right after the builder replaced
 // Results, on the builder's goroutine; listing the cache without deep
 // copies costs about what the build's own list did.
-func (m *tableMetrics) onBuild(_ *table.Table, took time.Duration) {
+func (m *TableMetrics) OnBuild(_ *table.Table, took time.Duration) {
 	m.builds.Inc()
 	m.duration.Observe(took.Seconds())
 	m.last.SetToCurrentTime()
@@ -119,14 +103,14 @@ func (m *tableMetrics) onBuild(_ *table.Table, took time.Duration) {
 }
 
 // Describe implements prometheus.Collector.
-func (m *tableMetrics) Describe(ch chan<- *prometheus.Desc) {
+func (m *TableMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.acceptedDesc
 	ch <- m.readyDesc
 	ch <- m.conflictedDesc
 }
 
 // Collect implements prometheus.Collector: three series per policy.
-func (m *tableMetrics) Collect(ch chan<- prometheus.Metric) {
+func (m *TableMetrics) Collect(ch chan<- prometheus.Metric) {
 	states := m.states.Load()
 	if states == nil {
 		return

@@ -1,4 +1,4 @@
-package main
+package controllers
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/extproc"
@@ -30,8 +29,7 @@ func TestDeniedOriginsOnStatus(t *testing.T) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
 	}
-	ctrllog.SetLogger(logr.Discard())
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +78,7 @@ func TestDeniedOriginsOnStatus(t *testing.T) {
 	deny("api.example.com", "https://once.example", 1) // below MinStatusCount
 	deny("fresh.example.com", "https://partner.example", 9)
 
-	w := &deniedOriginsWriter{client: c, obs: obs, log: logr.Discard()}
+	w := &DeniedOriginsWriter{Client: c, Inventory: obs, Log: logr.Discard()}
 	if n, err := w.sync(ctx); err != nil || n != 1 {
 		t.Fatalf("first sync wrote %d (%v), want 1 (orders only)", n, err)
 	}
