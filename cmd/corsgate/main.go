@@ -56,7 +56,7 @@ type options struct {
 
 func main() {
 	// The operators' tools (explain, lint, import) are subcommands of the one
-	// binary, dispatched before the server's flags are parsed (explain.go).
+	// binary, dispatched before the server's flags are parsed (tools.go).
 	if code, ok := runTool(os.Args, os.Stdin, os.Stdout, os.Stderr); ok {
 		os.Exit(code)
 	}
