@@ -2,22 +2,19 @@ package controllers
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/extproc"
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/observe"
+	"github.com/corsgate/corsgate/test/envtesting"
 	"github.com/corsgate/corsgate/test/gen"
 )
 
@@ -26,23 +23,10 @@ import (
 // changes, never for a spec the status does not describe yet.
 func TestDeniedOriginsOnStatus(t *testing.T) {
 	t.Parallel()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
-	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Stop() })
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A control plane of its own: the suite's runs a status writer that
+	// would fill in the field this test needs empty.
+	cluster := envtesting.New(t, envtesting.Options{})
+	c := cluster.Client
 	ctx := context.Background()
 	policies := []*v1alpha1.CorsPolicy{
 		gen.CorsPolicy("orders", gen.WithHosts("api.example.com"), gen.WithOrigins("https://app.example.com")),

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,8 +13,10 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // BenchmarkAuditCluster10000 measures the cluster mode over 10,000 objects
@@ -27,19 +27,9 @@ import (
 //
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s go test ./cmd/corsgate -run '^$' -bench AuditCluster10000 -benchtime 1x
 func BenchmarkAuditCluster10000(b *testing.B) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		b.Fatal("KUBEBUILDER_ASSETS is not set")
-	}
-	env := &envtest.Environment{}
-	if _, err := env.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { env.Stop() })
-	user, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := user.Config()
+	cluster := envtesting.New(b, envtesting.Options{NoCRDs: true})
+	admin := cluster.User(b, "admin", "system:masters")
+	cfg := rest.CopyConfig(admin.Config)
 	cfg.QPS, cfg.Burst = 1000, 2000
 	c, err := client.New(cfg, client.Options{})
 	if err != nil {
@@ -73,14 +63,7 @@ func BenchmarkAuditCluster10000(b *testing.B) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		b.Fatal(err)
-	}
-	file := filepath.Join(b.TempDir(), "kubeconfig")
-	if err := os.WriteFile(file, kc, 0o600); err != nil {
-		b.Fatal(err)
-	}
+	file := admin.Kubeconfig
 	b.ResetTimer()
 	for range b.N {
 		cmd := exec.Command(binary, "audit", "--kubeconfig", file, "-A")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,8 +16,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 type auditJSON struct {
@@ -167,44 +168,12 @@ func auditorRole(t *testing.T) string {
 // cannot audit: the role is what the audit needs, and it is enough.
 func TestAuditAgainstCluster(t *testing.T) {
 	t.Parallel()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
-	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	gw := strings.TrimSpace(string(out))
-	if err != nil || gw == "" {
-		t.Fatalf("finding the Gateway API module: %v", err)
-	}
-	env := &envtest.Environment{ErrorIfCRDPathMissing: true, CRDDirectoryPaths: []string{
-		filepath.Join("..", "..", "config", "crd", "bases"),
-		filepath.Join(gw, "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"),
-	}}
-	if _, err := env.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Stop() })
+	cluster := envtesting.New(t, envtesting.Options{GatewayAPI: []string{"httproutes"}})
 	kubeconfigOf := func(name string, groups ...string) string {
 		t.Helper()
-		user, err := env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kc, err := user.KubeConfig()
-		if err != nil {
-			t.Fatal(err)
-		}
-		file := filepath.Join(t.TempDir(), name+".kubeconfig")
-		if err := os.WriteFile(file, kc, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return file
+		return cluster.User(t, name, groups...).Kubeconfig
 	}
-	adminUser, err := env.ControlPlane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := adminUser.Config()
+	cfg := rest.CopyConfig(cluster.User(t, "admin", "system:masters").Config)
 	cfg.QPS, cfg.Burst = 500, 1000 // the set-up creates hundreds of objects
 	admin, err := client.New(cfg, client.Options{})
 	if err != nil {

@@ -2,13 +2,12 @@ package main_test
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // TestToolsAgainstCluster runs explain and import against a real
@@ -17,27 +16,9 @@ import (
 // import --from-cluster reads.
 func TestToolsAgainstCluster(t *testing.T) {
 	t.Parallel()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver, etcd and kubectl into bin/k8s")
-	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join("..", "..", "config", "crd", "bases")}, ErrorIfCRDPathMissing: true}
-	if _, err := env.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Stop() })
-	user, err := env.ControlPlane.AddUser(envtest.User{Name: "corsgate-tools", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kc, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cluster := envtesting.New(t, envtesting.Options{})
+	tools := cluster.User(t, "corsgate-tools", "system:masters")
+	kc, assets := tools.Kubeconfig, cluster.Assets
 	apply := func(manifest string) {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", kc, "apply", "-f", "-")
