@@ -90,7 +90,7 @@ func (w *DeniedOriginsWriter) sync(ctx context.Context) (int, error) {
 		if obj.Status.ObservedGeneration != obj.Generation {
 			continue // the status writer has not described this spec yet
 		}
-		want := top[obj.Namespace+"/"+obj.Name]
+		want := top[obj.Key()]
 		if slices.Equal(obj.Status.DeniedOrigins, want) {
 			continue
 		}

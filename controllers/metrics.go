@@ -83,7 +83,7 @@ func (m *TableMetrics) OnBuild(_ *table.Table, took time.Duration) {
 	var sum uint64
 	for i := range list.Items {
 		obj := &list.Items[i]
-		key := obj.Namespace + "/" + obj.Name
+		key := obj.Key()
 		res, ok := m.results.Get(key)
 		if !ok {
 			continue // created after the build listed

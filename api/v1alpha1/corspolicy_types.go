@@ -418,6 +418,10 @@ type CorsPolicy struct {
 	Status CorsPolicyStatus `json:"status,omitempty"`
 }
 
+// Key is "namespace/name": how corsgate names a policy in status, metrics,
+// logs and its tools.
+func (p *CorsPolicy) Key() string { return p.Namespace + "/" + p.Name }
+
 // CorsPolicyList is a list of CorsPolicy objects.
 //
 // +kubebuilder:object:root=true

@@ -263,7 +263,7 @@ func (b *Builder) attachServing(obj *v1alpha1.CorsPolicy, r *Result, owner int, 
 	entries []table.Entry, entryOwner []int, att *map[int]attachedEntry) ([]table.Entry, []int) {
 	targets := c.targets
 	if r.Serving == ServedLastValid {
-		targets = b.lastValid[obj.Namespace+"/"+obj.Name].targets
+		targets = b.lastValid[obj.Key()].targets
 	}
 	if r.Serving == NotServed {
 		if len(c.targets) > 0 && r.NotGranted == nil {
@@ -298,7 +298,7 @@ func copyTargets(refs []gwapiv1.LocalPolicyTargetReferenceWithSectionName) []gwa
 // valid hosts spec bypass it.
 func (b *Builder) servesTargets(obj *v1alpha1.CorsPolicy, s Serving, c compiled) bool {
 	if s == ServedLastValid {
-		return len(b.lastValid[obj.Namespace+"/"+obj.Name].targets) > 0
+		return len(b.lastValid[obj.Key()].targets) > 0
 	}
 	return len(c.targets) > 0
 }

@@ -103,7 +103,7 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 	var att map[int]attachedEntry           // entries of targetRefs policies (attachment_build.go); nil without
 	for i := range objs {
 		obj := &objs[i]
-		key := obj.Namespace + "/" + obj.Name
+		key := obj.Key()
 		seen[key] = true
 		c, ok := b.current[key]
 		// Generation 0 (objects read from files) has no change counter: recompile.

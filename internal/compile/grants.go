@@ -336,7 +336,7 @@ var everyHost, everyPath = []string{""}, []string{"/"}
 // *NotGrantedError otherwise. Policies attached through targetRefs need no
 // grant: the Gateway's listeners decide which namespaces' routes they accept.
 func (o *Ownership) Admit(obj *v1alpha1.CorsPolicy, e *table.Entry) error {
-	key := obj.Namespace + "/" + obj.Name
+	key := obj.Key()
 	o.seen[key] = true
 	if len(obj.Spec.TargetRefs) > 0 {
 		return nil

@@ -172,7 +172,7 @@ func ExplainWith(policies []filesource.Object, req Request, opts Options) (*Resu
 	t, results := b.Build(objs)
 	sources := make(map[string]string, len(policies))
 	for _, p := range policies {
-		sources[p.Policy.Namespace+"/"+p.Policy.Name] = p.File
+		sources[p.Policy.Key()] = p.File
 	}
 	res, err := explainTable(t, sources, req)
 	if err != nil {

@@ -134,7 +134,7 @@ func findFix(policies []filesource.Object, req Request, res *Result, opts Option
 	obj := work[idx].Policy.DeepCopy()
 	work[idx].Policy = *obj
 	spec := &work[idx].Policy.Spec
-	fix.Policy = obj.Namespace + "/" + obj.Name
+	fix.Policy = obj.Key()
 	none := func(why string) *Fix {
 		return &Fix{Policy: fix.Policy, New: fix.New, Source: fix.Source, None: why}
 	}
@@ -254,7 +254,7 @@ func invalidDecider(policies []filesource.Object, req Request, opts Options) int
 		}
 		s.Spec = v1alpha1.CorsPolicySpec{Hosts: hosts, PathPrefixes: prefixes, TargetRefs: s.Spec.TargetRefs, AllowOrigins: []string{"*"}}
 		stubs = append(stubs, filesource.Object{File: o.File, Policy: *s})
-		invalid[s.Namespace+"/"+s.Name] = i
+		invalid[s.Key()] = i
 	}
 	if len(invalid) == 0 {
 		return -1

@@ -143,7 +143,7 @@ func (snap *snapshot) objects() ([]Object, error) {
 			continue
 		}
 		for _, o := range got {
-			key := o.Policy.Namespace + "/" + o.Policy.Name
+			key := o.Policy.Key()
 			if prev, dup := where[key]; dup {
 				errs = append(errs, fmt.Errorf("%s: CorsPolicy %s is also defined in %s: give one of them another name", f, key, prev))
 				continue

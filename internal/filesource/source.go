@@ -166,7 +166,7 @@ func (s *Source) load() error {
 	}
 	served := map[string][]string{}
 	for _, o := range objs {
-		served[o.File] = append(served[o.File], o.Policy.Namespace+"/"+o.Policy.Name)
+		served[o.File] = append(served[o.File], o.Policy.Key())
 	}
 	var problems, unserved []string
 	t, results, err := s.pipeline.Publish(policies, func(t *table.Table, results []compile.Result) error {

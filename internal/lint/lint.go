@@ -101,7 +101,7 @@ func Check(paths []string, opts Options) (*Report, error) {
 			r.add(p)
 		}
 		for _, o := range got {
-			key := o.Policy.Namespace + "/" + o.Policy.Name
+			key := o.Policy.Key()
 			if prev, dup := where[key]; dup {
 				r.add(Problem{File: f, Object: key, Field: "metadata.name", Severity: Error,
 					Message: fmt.Sprintf("CorsPolicy %s is also defined in %s", key, prev), Fix: "give one of them another name"})
