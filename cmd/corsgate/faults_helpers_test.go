@@ -218,9 +218,17 @@ type kubeCorsgate struct {
 // and CorsHostGrants would only add objects to every scenario.
 func startKubeCorsgate(t *testing.T, kubeconfig string, args ...string) *kubeCorsgate {
 	t.Helper()
+	return runKubeCorsgate(t, kubeconfig, append([]string{"--host-ownership", "Open"}, args...)...)
+}
+
+// runKubeCorsgate runs the binary against kubeconfig on free ports with its
+// defaults and args, without waiting for anything; it is killed when the
+// test ends.
+func runKubeCorsgate(t *testing.T, kubeconfig string, args ...string) *kubeCorsgate {
+	t.Helper()
 	s := &kubeCorsgate{addr: freePort(t), probes: freePort(t), out: &lockedBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(binary, append([]string{"--grpc-bind-address", s.addr, "--metrics-bind-address", "0",
-		"--health-probe-bind-address", s.probes, "--host-ownership", "Open"}, args...)...)
+		"--health-probe-bind-address", s.probes}, args...)...)
 	s.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {

@@ -41,7 +41,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -398,22 +397,7 @@ func startTenancy(t *testing.T) *tenancy {
 	}
 
 	// The binary with its defaults: no --host-ownership, no --gateway-classes.
-	s := &kubeCorsgate{addr: freePort(t), probes: freePort(t), out: &lockedBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(binary, "--grpc-bind-address", s.addr, "--metrics-bind-address", "0", "--health-probe-bind-address", s.probes,
-		"--leader-elect", "--leader-election-namespace", "default")
-	s.cmd.Env = append(os.Environ(), "KUBECONFIG="+tn.kc)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.err = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-		if t.Failed() {
-			t.Logf("corsgate output:\n%s", s.out)
-		}
-	})
+	s := runKubeCorsgate(t, tn.kc, "--leader-elect", "--leader-election-namespace", "default")
 	conn := plainConn(t, s.addr)
 	waitFor(t, 2*time.Minute, "corsgate SERVING", func() bool {
 		st, err := s.health(conn)

@@ -26,7 +26,7 @@ type attachedEntry struct{ owner, ancestor int }
 // targetRefs policy obj (results index owner), by the entries its targets
 // cover, and fills r.Ancestors.
 func (b *Builder) attach(obj *v1alpha1.CorsPolicy, r *Result, owner int, targets []gwapiv1.LocalPolicyTargetReferenceWithSectionName,
-	grant func(*v1alpha1.CorsPolicy, Claim, []Claim) []Claim, entries []table.Entry, entryOwner []int, att *map[int]attachedEntry) ([]table.Entry, []int) {
+	grant func(namespace, key string, c Claim, dst []Claim) []Claim, entries []table.Entry, entryOwner []int, att *map[int]attachedEntry) ([]table.Entry, []int) {
 	if *att == nil {
 		*att = map[int]attachedEntry{} // only builds with targetRefs policies pay for it
 	}
@@ -64,6 +64,10 @@ func (b *Builder) attach(obj *v1alpha1.CorsPolicy, r *Result, owner int, targets
 	var cut []Claim
 	anc.cut, anc.granted = make([][]Claim, len(anc.refs)), make([]int, len(anc.refs))
 	claimed := map[string]bool{}
+	var key string // for grant: once per policy, not per claim
+	if grant != nil {
+		key = obj.Key()
+	}
 	var claims []Claim // reused: the granted parts of one claim
 	for _, p := range parts {
 		hosts := p.part.Hosts
@@ -81,7 +85,7 @@ func (b *Builder) attach(obj *v1alpha1.CorsPolicy, r *Result, owner int, targets
 				whole := Claim{Host: h, Prefix: pre}
 				claims = append(claims[:0], whole)
 				if grant != nil {
-					claims = grant(obj, whole, claims[:0])
+					claims = grant(obj.Namespace, key, whole, claims[:0])
 					if len(claims) != 1 || claims[0] != whole {
 						cut = appendClaim(cut, 0, whole)
 						anc.cut[p.ancestor] = appendClaim(anc.cut[p.ancestor], 0, whole)

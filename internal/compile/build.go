@@ -81,7 +81,7 @@ type Builder struct {
 	// make to what grants to its namespace cover (Ownership.Grant). The
 	// Kubernetes source sets it with Admit: grants bind every policy,
 	// whatever it attaches to.
-	Grant func(obj *v1alpha1.CorsPolicy, c Claim, dst []Claim) []Claim
+	Grant func(namespace, key string, c Claim, dst []Claim) []Claim
 	// Resolve turns a targetRef into what it covers (attachment.go). The
 	// Kubernetes source sets it; without it a targetRefs policy serves
 	// nothing and says so.

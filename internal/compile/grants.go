@@ -183,8 +183,6 @@ type Ownership struct {
 	// candidates is reused by Admit: the grants covering one host.
 	candidates []*grant
 	ids        map[string]grantID // by name: the grants the index was built from
-	// grantKey is the key of the object Grant last checked.
-	grantKey string
 	// verdicts remembers each object's last check while the grants and the
 	// namespaces' labels stay the same, so that a build after one change
 	// checks one object, not 10,000. Cleared by Reset on any change.
@@ -504,22 +502,15 @@ func (o *Ownership) Admitted() map[string][]string {
 	return m
 }
 
-// Grant appends to dst the parts of claim c of a targetRefs policy obj that
-// CorsHostGrants to obj's namespace cover, and returns it: c itself when one grant covers
+// Grant appends to dst the parts of claim c of the targetRefs policy key
+// ("namespace/name") that CorsHostGrants to its namespace cover, and returns it: c itself when one grant covers
 // it whole; otherwise the granted hosts within c's host (a wildcard, or
 // every host) and the granted prefixes under c's prefix. What a route
 // serves is not chosen by the policy's author alone (the route's and the
 // listeners' hostnames, the rules' matches), so an attachment serves what
 // is granted of it rather than nothing; the builder reports the rest.
-func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim, dst []Claim) []Claim {
-	// One key per object, not per claim: a build asks for every claim of
-	// every attachment.
-	if k := o.grantKey; len(k) != len(obj.Namespace)+1+len(obj.Name) || !strings.HasPrefix(k, obj.Namespace) ||
-		k[len(obj.Namespace)] != '/' || k[len(obj.Namespace)+1:] != obj.Name {
-		o.grantKey = obj.Namespace + "/" + obj.Name
-		o.seen[o.grantKey] = true
-	}
-	key := o.grantKey
+func (o *Ownership) Grant(namespace, key string, c Claim, dst []Claim) []Claim {
+	o.seen[key] = true
 	admitted := func(g *grant) {
 		o.admitted[key] = true
 		if g.last != key {
@@ -529,7 +520,7 @@ func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim, dst []Claim) []Clai
 	}
 	o.candidates = o.hostGrants(o.candidates[:0], c.Host)
 	for _, g := range o.candidates {
-		if g.coversPrefix(c.Prefix) && g.admitsNamespace(obj.Namespace, o.nsLabels) {
+		if g.coversPrefix(c.Prefix) && g.admitsNamespace(namespace, o.nsLabels) {
 			admitted(g)
 			return append(dst, c)
 		}
@@ -537,7 +528,7 @@ func (o *Ownership) Grant(obj *v1alpha1.CorsPolicy, c Claim, dst []Claim) []Clai
 	out := dst
 	k := table.PrefixKey(c.Prefix)
 	add := func(g *grant, host string) {
-		if !g.admitsNamespace(obj.Namespace, o.nsLabels) {
+		if !g.admitsNamespace(namespace, o.nsLabels) {
 			return
 		}
 		n := len(out)

@@ -158,7 +158,7 @@ type Options struct {
 	// Admit and Grant are host ownership (Builder.Admit, Builder.Grant):
 	// nil when it is off.
 	Admit func(*v1alpha1.CorsPolicy, *table.Entry) error
-	Grant func(*v1alpha1.CorsPolicy, compile.Claim, []compile.Claim) []compile.Claim
+	Grant func(namespace, key string, c compile.Claim, dst []compile.Claim) []compile.Claim
 }
 
 // ExplainWith is Explain with the cluster's parts of the compile path.
@@ -273,7 +273,8 @@ func explainTable(t *table.Table, sources map[string]string, req Request) (*Resu
 	m, d := extproc.Lookup(t, &creq, authority, path)
 	entry := m.Entry
 	res.Ambiguous = m.Ambiguous
-	res.Losers = losers(t, entry, authority, path, sources)
+	cands := t.Candidates(authority, path)
+	res.Losers = losers(cands, entry, sources)
 	if entry == nil {
 		res.Outcome, res.Upstream = cors.OutcomeNoPolicy.String(), true
 		res.Kind = kindOf(&creq).String()
@@ -284,7 +285,7 @@ func explainTable(t *table.Table, sources map[string]string, req Request) (*Resu
 	}
 	key := entry.Key()
 	res.Policy, res.Source = &key, sources[key]
-	c := bestClaim(t, entry, authority, path)
+	c := bestClaim(cands, entry)
 	res.Claim = &c
 
 	res.decision = d
@@ -375,10 +376,10 @@ func corsView(hs []cors.Header) map[string]string {
 	return m
 }
 
-// bestClaim is the entry's claim that covers the request, as the table
-// reads it (table.Candidates).
-func bestClaim(t *table.Table, e *table.Entry, authority, path string) Claim {
-	for _, c := range t.Candidates(authority, path) {
+// bestClaim is the entry's claim that covers the request, among the
+// table's candidates for it.
+func bestClaim(cands []table.Candidate, e *table.Entry) Claim {
+	for _, c := range cands {
 		if c.Entry == e {
 			return Claim{Host: c.Host, PathPrefix: c.Prefix}
 		}
@@ -389,8 +390,7 @@ func bestClaim(t *table.Table, e *table.Entry, authority, path string) Claim {
 // losers lists the policies, other than the winner, that cover the request,
 // best first, each with why it lost: the table's own candidates and steps,
 // worded.
-func losers(t *table.Table, winner *table.Entry, authority, path string, sources map[string]string) []Loser {
-	cands := t.Candidates(authority, path)
+func losers(cands []table.Candidate, winner *table.Entry, sources map[string]string) []Loser {
 	if len(cands) == 0 {
 		return nil
 	}
