@@ -7,13 +7,11 @@ import (
 	"testing"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/corsgate/corsgate/extproc"
 	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
+	"github.com/corsgate/corsgate/test/extproctest"
 )
 
 // benchExchanges are the HTTP exchanges a CORS edge sees most, as the
@@ -92,101 +90,34 @@ func BenchmarkProcess(b *testing.B) {
 }
 
 // BenchmarkProcessServerOnly runs Server.Process on an in-memory stream, to
-// count the server's own allocations apart from gRPC's transport and the
-// client's. The stream is not gRPC: it hands the same message values to
-// Process that grpc-go would, and discards the replies without marshalling.
-// The real thing is BenchmarkProcess; this one isolates the part corsgate
-// controls.
+// count the server's own work apart from gRPC's transport and the client's:
+// each message is decoded from its wire bytes by extprocwire.Codec, and each
+// reply encoded by it, as grpc-go would call the codec (test/extproctest).
+// mode=noop is the same exchange through a server that does no CORS work
+// (decode, answer a fixed reply): the difference is what corsgate's own code
+// costs. The real thing is BenchmarkProcess.
+//
+//	go test -run '^$' -bench ProcessServerOnly -benchmem ./extproc/
 func BenchmarkProcessServerOnly(b *testing.B) {
 	srv := extproc.NewServer(newStore(b, appPolicy, forwardPolicy, dryRunPolicy, exposeAllPolicy))
 	for _, ex := range benchExchanges {
-		b.Run(ex.name, func(b *testing.B) {
-			b.ReportAllocs()
-			stream := &memStream{ctx: context.Background()}
-			for b.Loop() {
-				stream.msgs, stream.next, stream.done = ex.msgs, 0, false
-				if err := srv.Process(stream); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// memStream feeds msgs to Process, then io.EOF (Envoy's half-close); like
-// Envoy, it sends nothing more after an immediate response. It keeps the
-// replies when keep is set (off in benchmarks, not to count its own
-// allocations).
-type memStream struct {
-	grpc.ServerStream
-	ctx     context.Context
-	msgs    []*extprocv3.ProcessingRequest
-	next    int
-	keep    bool
-	replies []*extprocv3.ProcessingResponse
-	done    bool // an immediate response was sent
-}
-
-func (s *memStream) Recv() (*extprocv3.ProcessingRequest, error) {
-	if s.next == len(s.msgs) || s.done {
-		return nil, io.EOF
-	}
-	s.next++
-	return s.msgs[s.next-1], nil
-}
-
-func (s *memStream) Send(r *extprocv3.ProcessingResponse) error {
-	s.done = r.GetImmediateResponse() != nil
-	if s.keep {
-		s.replies = append(s.replies, r)
-	}
-	return nil
-}
-func (s *memStream) Context() context.Context     { return s.ctx }
-func (s *memStream) SetHeader(metadata.MD) error  { return nil }
-func (s *memStream) SendHeader(metadata.MD) error { return nil }
-func (s *memStream) SetTrailer(metadata.MD)       {}
-
-// BenchmarkProcessWireServerOnly is BenchmarkProcessServerOnly for the wire
-// path Runner serves: each message is decoded from its wire bytes by
-// extprocwire.Codec, and each reply encoded by it, as grpc-go would call
-// the codec, without the transport. mode=noop is the same exchange through
-// a server that does no CORS work (decode, answer a fixed reply): the
-// difference is what corsgate's own code costs.
-//
-//	go test -run '^$' -bench ProcessWireServerOnly -benchmem ./extproc/
-func BenchmarkProcessWireServerOnly(b *testing.B) {
-	srv := extproc.NewServer(newStore(b, appPolicy, forwardPolicy, dryRunPolicy, exposeAllPolicy))
-	codec := extprocwire.NewCodec()
-	for _, ex := range benchExchanges {
-		// Built once: what grpc-go's transport hands the codec, so that the
-		// stream itself allocates nothing and every allocation counted is
-		// the server's.
-		wire := make([]mem.BufferSlice, len(ex.msgs))
-		for i, m := range ex.msgs {
-			bs, err := proto.Marshal(m)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wire[i] = mem.BufferSlice{mem.SliceBuffer(bs)}
-		}
 		b.Run(ex.name+"/mode=corsgate", func(b *testing.B) {
 			b.ReportAllocs()
-			stream := &wireMemStream{ctx: context.Background(), codec: codec}
+			stream := extproctest.New(ex.msgs...)
 			for b.Loop() {
-				stream.msgs, stream.next, stream.done = wire, 0, false
-				if err := srv.ProcessWire(stream); err != nil {
+				stream.Replay()
+				if err := srv.Process(stream); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 		b.Run(ex.name+"/mode=noop", func(b *testing.B) {
 			b.ReportAllocs()
-			stream := &wireMemStream{ctx: context.Background(), codec: codec}
+			stream := extproctest.New(ex.msgs...)
 			reply := extprocwire.Encode(&extprocv3.ProcessingResponse{})
 			for b.Loop() {
-				stream.msgs, stream.next, stream.done = wire, 0, false
-				req := &extprocwire.Request{Headers: make([]extprocwire.Header, 0, 16)}
+				stream.Replay()
+				req := &extprocwire.Request{Headers: make([]header.Field, 0, 16)}
 				for stream.RecvMsg(req) == nil {
 					_ = stream.SendMsg(reply)
 				}
@@ -194,32 +125,3 @@ func BenchmarkProcessWireServerOnly(b *testing.B) {
 		})
 	}
 }
-
-// wireMemStream feeds wire-format messages through the codec, as grpc-go's
-// recv does, and marshals each reply, as its send does.
-type wireMemStream struct {
-	grpc.ServerStream
-	ctx   context.Context
-	codec *extprocwire.Codec
-	msgs  []mem.BufferSlice
-	next  int
-	done  bool
-}
-
-func (s *wireMemStream) RecvMsg(m any) error {
-	if s.next == len(s.msgs) || s.done {
-		return io.EOF
-	}
-	s.next++
-	return s.codec.Unmarshal(s.msgs[s.next-1], m)
-}
-
-func (s *wireMemStream) SendMsg(m any) error {
-	if r, ok := m.(*extprocv3.ProcessingResponse); ok {
-		s.done = r.GetImmediateResponse() != nil
-	}
-	data, err := s.codec.Marshal(m)
-	data.Free()
-	return err
-}
-func (s *wireMemStream) Context() context.Context { return s.ctx }

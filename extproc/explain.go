@@ -2,7 +2,7 @@ package extproc
 
 import (
 	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -14,7 +14,7 @@ import (
 // request_headers: headers are lower-case names with their values, the
 // pseudo-headers :method, :authority and :path among them; a repeated CORS
 // header is joined with ",", as Envoy joins inline headers.
-func ReadRequest(headers []cors.Header) (req cors.Request, authority, path string) {
+func ReadRequest(headers []header.Field) (req cors.Request, authority, path string) {
 	authority, path = readRequest(headerValues(headers), &req)
 	return req, authority, path
 }
@@ -51,14 +51,14 @@ type EdgeAnswer struct {
 	Remove []string
 	// Headers are the immediate response's headers with Respond, else the
 	// headers set on the upstream's response (overwriting).
-	Headers []cors.Header
+	Headers []header.Field
 }
 
 // Answer returns what the server makes Envoy do with d: the immediate
 // response for ActionRespond, the response-phase mutation of the upstream
 // response (whose headers are upstream, lower-case names) for ActionContinue,
 // and nothing for ActionPassThrough.
-func Answer(d *cors.Decision, upstream []cors.Header) EdgeAnswer {
+func Answer(d *cors.Decision, upstream []header.Field) EdgeAnswer {
 	var a answer
 	switch d.Action {
 	case cors.ActionRespond:
@@ -72,21 +72,21 @@ func Answer(d *cors.Decision, upstream []cors.Header) EdgeAnswer {
 	}
 }
 
-func headerValues(headers []cors.Header) []extprocwire.Header {
-	hv := make([]extprocwire.Header, len(headers))
+func headerValues(headers []header.Field) []header.Field {
+	hv := make([]header.Field, len(headers))
 	for i, h := range headers {
-		hv[i] = extprocwire.Header{Key: h.Name, Value: h.Value}
+		hv[i] = header.Field{Name: h.Name, Value: h.Value}
 	}
 	return hv
 }
 
-func corsHeaders(set []extprocwire.Header) []cors.Header {
+func corsHeaders(set []header.Field) []header.Field {
 	if len(set) == 0 {
 		return nil
 	}
-	out := make([]cors.Header, len(set))
+	out := make([]header.Field, len(set))
 	for i, h := range set {
-		out[i] = cors.Header{Name: h.Key, Value: h.Value}
+		out[i] = header.Field{Name: h.Name, Value: h.Value}
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package extproc_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -9,11 +8,12 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/corsgate/corsgate/extproc"
+	"github.com/corsgate/corsgate/test/extproctest"
 )
 
 // FuzzProcess drives one HTTP exchange with arbitrary request and upstream
-// header values through Server.Process (on the in-memory stream of
-// bench_test.go, for speed) and checks properties of every reply:
+// header values through Server.Process (on test/extproctest's in-memory
+// stream, for speed: the server's own decoding and encoding, no transport) and checks properties of every reply:
 //   - no panic, no error: CORS input is never a protocol fault;
 //   - every header set is in raw_value only, with append explicitly false;
 //   - every upstream Access-Control-* header is removed, and only those;
@@ -33,15 +33,16 @@ func FuzzProcess(f *testing.F) {
 			"origin", origin, "access-control-request-method", acrm, "access-control-request-headers", acrh)
 		upstream := []string{":status", "200", "vary", vary, strings.ToLower(upName), upValue}
 		resp := responseHeaders(upstream...)
-		stream := &memStream{ctx: context.Background(), msgs: []*extprocv3.ProcessingRequest{req, resp}, keep: true}
+		stream := extproctest.New(req, resp)
+		stream.Keep = true
 		if err := srv.Process(stream); err != nil {
 			t.Fatalf("Process: %v", err)
 		}
-		for _, r := range stream.replies {
+		for _, r := range stream.Replies {
 			checkSets(t, r)
 		}
-		if len(stream.replies) == 2 {
-			checkResponsePhase(t, stream.replies[1].GetResponseHeaders().GetResponse().GetHeaderMutation(), upstream)
+		if len(stream.Replies) == 2 {
+			checkResponsePhase(t, stream.Replies[1].GetResponseHeaders().GetResponse().GetHeaderMutation(), upstream)
 		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"time"
 
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -51,8 +50,9 @@ func ServerOptions() []grpc.ServerOption {
 // its own, as before.
 const streamWorkers = 256
 
-// Register adds the ExternalProcessor service and the standard gRPC health
-// service (grpc.health.v1.Health) to gs. Health says NOT_SERVING for "" and
+// register adds the ExternalProcessor service, read and written by
+// extprocwire.Codec, and the standard gRPC health service
+// (grpc.health.v1.Health) to gs. Health says NOT_SERVING for "" and
 // ServiceName until the Server's store has its first table, then SERVING, so
 // Envoy's active health checks and Kubernetes readiness probes keep traffic
 // away from a replica that would answer "no policy" to everything. The wait
@@ -62,25 +62,12 @@ const streamWorkers = 256
 // UNAVAILABLE: a Watch never ends by itself (grpc-go's client-side health
 // checking keeps one open per connection), so it would otherwise hold a
 // graceful stop for its whole timeout.
-//
-// Register uses the generated service and grpc-go's proto codec, so it works
-// on any grpc.Server. Runner serves the same Server straight from the wire
-// (internal/extprocwire), which costs less per exchange.
-func Register(ctx context.Context, gs *grpc.Server, s *Server) *health.Server {
-	return register(ctx, gs, s, func() { extprocv3.RegisterExternalProcessorServer(gs, s) })
-}
-
-// registerWire is Register for a server built with extprocwire.ServerOption.
-func registerWire(ctx context.Context, gs *grpc.Server, s *Server) *health.Server {
-	return register(ctx, gs, s, func() { gs.RegisterService(extprocwire.ServiceDesc(s.processWire), nil) })
-}
-
-func register(ctx context.Context, gs *grpc.Server, s *Server, registerProcessor func()) *health.Server {
+func register(ctx context.Context, gs *grpc.Server, s *Server) *health.Server {
 	hs := health.NewServer()
 	// NewServer starts with "" SERVING: say the truth from the first check.
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	hs.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	registerProcessor()
+	gs.RegisterService(extprocwire.ServiceDesc(s.Process), nil)
 	healthpb.RegisterHealthServer(gs, &healthServer{Server: hs, draining: ctx})
 	go func() {
 		select {
@@ -125,7 +112,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.Server == nil || r.Listener == nil {
 		return errors.New("extproc: Runner needs a Server and a Listener")
 	}
-	// Register's goroutine and the health Watch streams end with ctx; end it
+	// register's goroutine and the health Watch streams end with ctx; end it
 	// on every return, also when Serve fails.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -138,7 +125,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	// (internal/extprocwire); health keeps grpc-go's codec.
 	opts = append(opts, extprocwire.ServerOption())
 	gs := grpc.NewServer(append(opts, r.Options...)...)
-	hs := registerWire(ctx, gs, r.Server)
+	hs := register(ctx, gs, r.Server)
 	log := r.Log
 	if log.GetSink() == nil {
 		log = logr.Discard()
@@ -157,7 +144,7 @@ func (r *Runner) Start(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	// Health first: checkers see NOT_SERVING and Watch streams end (see
-	// Register) before the graceful stop waits for the streams left.
+	// register) before the graceful stop waits for the streams left.
 	hs.Shutdown()
 	timeout := r.ShutdownTimeout
 	if timeout <= 0 {

@@ -7,11 +7,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+
+	"github.com/corsgate/corsgate/internal/extprocwire"
 )
 
 // Limits bound what the clients of one server can hold: streams, their idle
@@ -93,7 +94,7 @@ func (l Limits) withDefaults() Limits {
 
 // processMethod is the one method the limits on ext_proc streams apply to;
 // health Watch streams end at shutdown instead (see healthServer).
-var processMethod = "/" + extprocv3.ExternalProcessor_ServiceDesc.ServiceName + "/Process"
+var processMethod = "/" + extprocwire.ServiceName + "/Process"
 
 // streamLimiter enforces Limits. It is shared by every connection of one
 // grpc.Server.

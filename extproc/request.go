@@ -3,16 +3,14 @@ package extproc
 import (
 	"strings"
 
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-
 	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
 // requestHeaders is the request phase: look the request up, decide, and turn
 // the decision into Envoy's reply.
-func (s *Server) requestHeaders(st *streamState, headers []extprocwire.Header, a *answer) error {
+func (s *Server) requestHeaders(st *streamState, headers []header.Field, a *answer) error {
 	switch st.phase {
 	case phaseStart:
 	case phaseResponse:
@@ -75,14 +73,14 @@ func pathOnly(path string) string {
 // readRequest extracts what the engine and the table read from Envoy's request
 // headers. Envoy sends keys in lower case and, since 1.27, values in raw_value
 // (docs/envoy.md#how-request-headers-arrive); the value field is read only
-// when raw_value is empty, to tolerate older Envoys (extprocwire.Header). A
+// when raw_value is empty, to tolerate older Envoys (header.Field). A
 // repeated CORS header (which Envoy joins into one value when the name is an
 // inline header, docs/envoy.md#how-request-headers-arrive) is joined with ","
 // here too, so the engine sees the same thing either way: a comma in Origin
 // makes it malformed. The header names read are those of readsRequestHeader.
-func readRequest(headers []extprocwire.Header, req *cors.Request) (authority, path string) {
+func readRequest(headers []header.Field, req *cors.Request) (authority, path string) {
 	for _, h := range headers {
-		switch h.Key {
+		switch h.Name {
 		case ":authority":
 			authority = h.Value
 		case ":path":
@@ -137,27 +135,7 @@ func (a *answer) immediateResponse(d *cors.Decision) {
 	a.immediate = true
 	a.status = uint32(d.Status)
 	a.details = details(d)
-	a.set = a.setRoom[:0]
-	for _, h := range d.Headers.All() {
-		a.set = append(a.set, extprocwire.Header{Key: h.Name, Value: h.Value})
-	}
-}
-
-// Shared, never-mutated statuses for the two answers the engine gives.
-var (
-	statusNoContent = &typev3.HttpStatus{Code: typev3.StatusCode_NoContent}
-	statusForbidden = &typev3.HttpStatus{Code: typev3.StatusCode_Forbidden}
-)
-
-func httpStatus(code int) *typev3.HttpStatus {
-	switch code {
-	case 204:
-		return statusNoContent
-	case 403:
-		return statusForbidden
-	default:
-		return &typev3.HttpStatus{Code: typev3.StatusCode(code)}
-	}
+	a.set = append(a.setRoom[:0], d.Headers.All()...)
 }
 
 // preflightDetails holds the precomputed details strings for preflight

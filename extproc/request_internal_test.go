@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // TestReadsRequestHeaderMatchesReadRequest keeps the wire decoder's list of
@@ -18,7 +18,7 @@ func TestReadsRequestHeaderMatchesReadRequest(t *testing.T) {
 		"user-agent", "cookie", "referer", "x-forwarded-for", "content-type", "vary"}
 	for _, name := range names {
 		var empty, got cors.Request
-		authority, path := readRequest([]extprocwire.Header{{Key: name, Value: "v"}}, &got)
+		authority, path := readRequest([]header.Field{{Name: name, Value: "v"}}, &got)
 		read := got != empty || authority != "" || path != ""
 		if read != readsRequestHeader(name) {
 			t.Errorf("%s: readRequest reads it: %v; readsRequestHeader says %v", name, read, readsRequestHeader(name))

@@ -4,12 +4,12 @@ import (
 	"strings"
 
 	"github.com/corsgate/corsgate/internal/cors"
-	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // responseHeaders is the response phase: make the edge authoritative for CORS
 // on the upstream's response.
-func (s *Server) responseHeaders(st *streamState, headers []extprocwire.Header, a *answer) error {
+func (s *Server) responseHeaders(st *streamState, headers []header.Field, a *answer) error {
 	switch st.phase {
 	case phaseStart:
 		// The stream starts with response_headers: a local reply made by
@@ -53,7 +53,7 @@ func (s *Server) responseHeaders(st *streamState, headers []extprocwire.Header, 
 //
 // Both lists (a.remove, a.set) are empty when the response needs no change.
 // They are built in a's storage where they fit.
-func (a *answer) responseMutation(d *cors.Decision, upstream []extprocwire.Header) {
+func (a *answer) responseMutation(d *cors.Decision, upstream []header.Field) {
 	a.remove = upstreamAccessControl(upstream, a.removeRoom[:0])
 	a.set = a.setRoom[:0]
 
@@ -65,7 +65,7 @@ func (a *answer) responseMutation(d *cors.Decision, upstream []extprocwire.Heade
 		case h.Name == cors.HeaderACEH && d.ExposeResponseHeaders:
 			decisionExpose = h.Value
 		default:
-			a.set = append(a.set, extprocwire.Header{Key: h.Name, Value: h.Value})
+			a.set = append(a.set, header.Field{Name: h.Name, Value: h.Value})
 		}
 	}
 	var expose string
@@ -74,20 +74,20 @@ func (a *answer) responseMutation(d *cors.Decision, upstream []extprocwire.Heade
 	}
 	vary, varyChanged := mergeVary(upstream, decisionVary)
 	if expose != "" {
-		a.set = append(a.set, extprocwire.Header{Key: cors.HeaderACEH, Value: expose})
+		a.set = append(a.set, header.Field{Name: cors.HeaderACEH, Value: expose})
 	}
 	if varyChanged {
-		a.set = append(a.set, extprocwire.Header{Key: cors.HeaderVary, Value: vary})
+		a.set = append(a.set, header.Field{Name: cors.HeaderVary, Value: vary})
 	}
 }
 
 // upstreamAccessControl lists, once each, the Access-Control-* header names
 // present in the upstream response, appended to names (which has room for
 // the usual few); nil when there are none.
-func upstreamAccessControl(upstream []extprocwire.Header, names []string) []string {
+func upstreamAccessControl(upstream []header.Field, names []string) []string {
 	n := 0
 	for _, h := range upstream {
-		if strings.HasPrefix(h.Key, cors.PrefixAccessControl) {
+		if strings.HasPrefix(h.Name, cors.PrefixAccessControl) {
 			n++
 		}
 	}
@@ -95,7 +95,7 @@ func upstreamAccessControl(upstream []extprocwire.Header, names []string) []stri
 		return nil
 	}
 	for _, h := range upstream {
-		if k := h.Key; strings.HasPrefix(k, cors.PrefixAccessControl) && !contains(names, k) {
+		if k := h.Name; strings.HasPrefix(k, cors.PrefixAccessControl) && !contains(names, k) {
 			names = append(names, k)
 		}
 	}
@@ -118,7 +118,7 @@ func contains(list []string, s string) bool {
 // "*" (which varies on everything, RFC 9110 §12.5.5). The whole value is
 // written with append false: appending to an inline header that already says
 // Origin would make "Origin,Origin" (docs/envoy.md#repeated-and-inline-headers).
-func mergeVary(upstream []extprocwire.Header, decisionVary string) (value string, changed bool) {
+func mergeVary(upstream []header.Field, decisionVary string) (value string, changed bool) {
 	if upstreamHasVary(upstream, "*") {
 		return "", false
 	}
@@ -141,7 +141,7 @@ func mergeVary(upstream []extprocwire.Header, decisionVary string) (value string
 		}
 	}
 	for _, h := range upstream {
-		if h.Key != cors.HeaderVary {
+		if h.Name != cors.HeaderVary {
 			continue
 		}
 		for t := range strings.SplitSeq(h.Value, ",") {
@@ -166,9 +166,9 @@ func mergeVary(upstream []extprocwire.Header, decisionVary string) (value string
 	return b.String(), true
 }
 
-func upstreamHasVary(upstream []extprocwire.Header, token string) bool {
+func upstreamHasVary(upstream []header.Field, token string) bool {
 	for _, h := range upstream {
-		if h.Key == cors.HeaderVary && hasToken(h.Value, token) {
+		if h.Name == cors.HeaderVary && hasToken(h.Value, token) {
 			return true
 		}
 	}
@@ -200,7 +200,7 @@ func trimOWS(s string) string {
 // Set-Cookie and Set-Cookie2, which a browser never exposes (forbidden
 // response-header names); and Access-Control-* headers, which the edge
 // removes. Returns "" when nothing is left.
-func exposeList(configured string, upstream []extprocwire.Header) string {
+func exposeList(configured string, upstream []header.Field) string {
 	var b strings.Builder
 	add := func(name string) {
 		if name == "" || name == "*" || hasToken(b.String(), name) {
@@ -215,7 +215,7 @@ func exposeList(configured string, upstream []extprocwire.Header) string {
 		add(trimOWS(t))
 	}
 	for _, h := range upstream {
-		if k := h.Key; exposable(k) {
+		if k := h.Name; exposable(k) {
 			add(k)
 		}
 	}

@@ -8,11 +8,10 @@
 // for an actual request, and a mode_override that skips the response phase when
 // there is nothing to do.
 //
-// Runner serves the stream straight from the wire (internal/extprocwire):
+// The server reads and writes the wire itself (internal/extprocwire):
 // requests are decoded from their bytes keeping only the headers a decision
-// reads, and replies written as bytes; Register serves the same Server
-// through the generated service and grpc-go's proto codec. Both run the
-// same loop (serve), over an exchange that reads and writes each form.
+// reads, and replies written as bytes. Runner serves it, with the standard
+// gRPC health service, on every replica.
 //
 // Protocol faults (a message Envoy would never send in that order) end the
 // stream with a gRPC error status. CORS denials are never errors: they are
@@ -26,7 +25,6 @@ import (
 	"io"
 	"time"
 
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -34,6 +32,7 @@ import (
 
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -127,8 +126,6 @@ func WithLogger(l logr.Logger) Option {
 // table.Store. It is safe for concurrent use: streams share nothing but the
 // immutable table they load.
 type Server struct {
-	extprocv3.UnimplementedExternalProcessorServer
-
 	store           *table.Store
 	observer        Observer
 	requestObserver RequestObserver // observer, when it implements it
@@ -136,12 +133,10 @@ type Server struct {
 	log             logr.Logger
 }
 
-var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
-
 // NewServer returns a Server that decides with the tables swapped into store.
 // Until the first table is swapped in, no policy applies to any request: they
 // pass through unchanged (and the health service says NOT_SERVING, see
-// Register).
+// Runner).
 func NewServer(store *table.Store, opts ...Option) *Server {
 	if store == nil {
 		panic("extproc.NewServer: store is nil; pass the *table.Store the controller swaps tables into")
@@ -153,37 +148,30 @@ func NewServer(store *table.Store, opts ...Option) *Server {
 	return s
 }
 
-// Process serves one stream, that is one HTTP request, received as
-// go-control-plane messages: the server as registered with the generated
-// extprocv3.RegisterExternalProcessorServer. Runner serves the same loop
-// straight from the wire instead (processWire). The loop is Recv → handle →
-// Send until Envoy ends the stream; the server never ends it first with OK,
-// because Envoy would then silently skip the remaining phases
+// Process serves one ext_proc stream, that is one HTTP request, read and
+// written by extprocwire.Codec: messages are decoded from their bytes into
+// an extprocwire.Request keeping only the headers a decision reads
+// (docs/performance.md#the-ext_proc-exchange), and replies written as bytes.
+// It is the stream handler Runner registers; a grpc.Server that calls it must
+// be built with extprocwire.ServerOption, since grpc-go's own codec cannot
+// read into a Request. The loop is Recv → handle → Send until Envoy ends the
+// stream; the server never ends it first with OK, because Envoy would then
+// silently skip the remaining phases
 // (docs/envoy.md#the-rules-that-matter-most rule 7).
-func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
-	x := &protoExchange{stream: stream}
-	x.req.Headers = x.headers[:0]
-	return serve(s, x, &x.req, &x.ans)
-}
-
-// processWire serves one stream over the extprocwire codec: messages are
-// read from the wire into an extprocwire.Request (only the headers a
-// decision reads are kept, docs/performance.md#the-ext_proc-exchange), and
-// the fixed replies go out pre-encoded. Everything else is Process's loop.
-func (s *Server) processWire(stream grpc.ServerStream) error {
+func (s *Server) Process(stream grpc.ServerStream) error {
 	// One allocation per stream holds the exchange, the request it decodes
 	// into (which escapes through RecvMsg's interface) and room for its
 	// headers.
-	x := &wireExchange{stream: stream}
+	x := &exchange{stream: stream}
 	x.req.Headers = x.headers[:0]
 	x.req.KeepRequestHeader = readsRequestHeader
-	return serve(s, x, &x.req, &x.ans)
-}
-
-// exchange is a stream as the loop sees it: messages in, replies out.
-type exchange interface {
-	recv(r *extprocwire.Request) error
-	send(a *answer) error
+	if s.timing == nil {
+		return s.loop(x)
+	}
+	start := time.Now()
+	err := s.loop(x)
+	s.timing.ObserveStream(time.Since(start))
+	return err
 }
 
 // headerRoom is how many headers a stream holds without a further
@@ -191,53 +179,21 @@ type exchange interface {
 // upstream response's.
 const headerRoom = 16
 
-// protoExchange reads go-control-plane messages.
-type protoExchange struct {
-	stream  extprocv3.ExternalProcessor_ProcessServer
-	req     extprocwire.Request
-	headers [headerRoom]extprocwire.Header
-	ans     answer
-}
-
-func (x *protoExchange) recv(r *extprocwire.Request) error {
-	msg, err := x.stream.Recv()
-	if err != nil {
-		return err
-	}
-	extprocwire.FromProto(msg, r)
-	return nil
-}
-
-func (x *protoExchange) send(a *answer) error { return x.stream.Send(a.message()) }
-
-// wireExchange reads the wire with extprocwire.Codec.
-type wireExchange struct {
+// exchange is one stream's state for the wire: the message being read, the
+// answer being written, and their storage.
+type exchange struct {
 	stream  grpc.ServerStream
 	req     extprocwire.Request
-	headers [headerRoom]extprocwire.Header
+	headers [headerRoom]header.Field
 	ans     answer
 	reply   extprocwire.Reply
 }
 
-func (x *wireExchange) recv(r *extprocwire.Request) error { return x.stream.RecvMsg(r) }
-
-func (x *wireExchange) send(a *answer) error { return x.stream.SendMsg(a.wire(&x.reply)) }
-
-// serve is the loop of both exchanges, timed for a TimingObserver.
-func serve(s *Server, x exchange, req *extprocwire.Request, a *answer) error {
-	if s.timing == nil {
-		return s.loop(x, req, a)
-	}
-	start := time.Now()
-	err := s.loop(x, req, a)
-	s.timing.ObserveStream(time.Since(start))
-	return err
-}
-
-func (s *Server) loop(x exchange, req *extprocwire.Request, a *answer) error {
+func (s *Server) loop(x *exchange) error {
+	req, a := &x.req, &x.ans
 	var st streamState
 	for {
-		if err := x.recv(req); err != nil {
+		if err := x.stream.RecvMsg(req); err != nil {
 			return s.streamEnd(err)
 		}
 		if !st.loaded {
@@ -269,7 +225,7 @@ func (s *Server) loop(x exchange, req *extprocwire.Request, a *answer) error {
 			st.replyIgnored()
 			continue
 		}
-		if err := x.send(a); err != nil {
+		if err := x.stream.SendMsg(a.encode(&x.reply)); err != nil {
 			return s.streamEnd(err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // Noop is the baseline ext_proc server: a real gRPC ExternalProcessor that
@@ -107,7 +108,7 @@ func RegisterWireNoop(gs *grpc.Server) {
 // allocation, as corsgate has.
 type wireNoopStream struct {
 	req     extprocwire.Request
-	headers [16]extprocwire.Header
+	headers [16]header.Field
 }
 
 // Process answers every message of one stream until the client ends it.
@@ -137,10 +138,10 @@ func (WireNoop) Process(s grpc.ServerStream) error {
 	}
 }
 
-func actualCORSHeaders(hs []extprocwire.Header) bool {
+func actualCORSHeaders(hs []header.Field) bool {
 	var origin, options, acrm bool
 	for _, h := range hs {
-		switch h.Key {
+		switch h.Name {
 		case "origin":
 			origin = true
 		case ":method":

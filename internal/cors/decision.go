@@ -1,5 +1,7 @@
 package cors
 
+import "github.com/corsgate/corsgate/internal/header"
+
 // Kind classifies a request the way the Fetch standard does (§3.2.2 "HTTP requests").
 type Kind uint8
 
@@ -126,11 +128,6 @@ func (r Reason) Label() string {
 // NumReasons is the number of reasons, for tables indexed by Reason.
 const NumReasons = int(ReasonPathAmbiguous) + 1
 
-// Header is one response header. Names are lower case, as Envoy carries them.
-type Header struct {
-	Name, Value string
-}
-
 // maxHeaders bounds a decision's headers: a preflight answer has at most
 // ACAO, ACAC, ACAM, ACAH, ACMA, ACAPN and Vary.
 const maxHeaders = 8
@@ -139,12 +136,12 @@ const maxHeaders = 8
 // allocating. The zero value is empty.
 type HeaderList struct {
 	n uint8
-	h [maxHeaders]Header
+	h [maxHeaders]header.Field
 }
 
 // All returns the headers in order. The slice aliases the list: do not keep it
 // past the Decision's life, and do not append to it.
-func (l *HeaderList) All() []Header { return l.h[:l.n:l.n] }
+func (l *HeaderList) All() []header.Field { return l.h[:l.n:l.n] }
 
 // Len is the number of headers.
 func (l *HeaderList) Len() int { return int(l.n) }
@@ -160,7 +157,7 @@ func (l *HeaderList) Get(name string) (string, bool) {
 }
 
 func (l *HeaderList) add(name, value string) {
-	l.h[l.n] = Header{name, value}
+	l.h[l.n] = header.Field{Name: name, Value: value}
 	l.n++
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // Browser is what a browser makes of the response, after the Fetch
@@ -86,7 +87,7 @@ func Judge(x Exchange) (Browser, error) {
 		slices.Sort(names)
 		r.AccessControlRequestHeaders = strings.Join(names, ",")
 	}
-	var hs []cors.Header
+	var hs []header.Field
 	for _, line := range x.Headers {
 		h, err := parseHeader(line)
 		if err != nil {
@@ -99,7 +100,7 @@ func Judge(x Exchange) (Browser, error) {
 
 // browserVerdict judges a response (status is known only for an answer at
 // the edge; 0 otherwise) the way the browser that sent r would.
-func browserVerdict(r *cors.Request, credentials bool, url string, atEdge bool, status int, headers []cors.Header) Browser {
+func browserVerdict(r *cors.Request, credentials bool, url string, atEdge bool, status int, headers []header.Field) Browser {
 	if !r.HasOrigin {
 		return Browser{Allowed: true, NotCORS: true}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/filesource"
+	"github.com/corsgate/corsgate/internal/header"
 	"github.com/corsgate/corsgate/internal/table"
 )
 
@@ -101,7 +102,7 @@ type Result struct {
 	// Fix is the smallest policy change that would let the browser through.
 	Fix *Fix `json:"fix,omitempty"`
 
-	headerOrder []cors.Header // Headers, in the order the edge sends them
+	headerOrder []header.Field // Headers, in the order the edge sends them
 	decision    cors.Decision
 }
 
@@ -202,8 +203,8 @@ func ExplainWith(policies []filesource.Object, req Request, opts Options) (*Resu
 
 // parsed is a Request read into what the server sees.
 type parsed struct {
-	headers   []cors.Header // as Envoy sends them: pseudo-headers first
-	upstream  []cors.Header
+	headers   []header.Field // as Envoy sends them: pseudo-headers first
+	upstream  []header.Field
 	url       string
 	authority string
 	path      string
@@ -227,7 +228,7 @@ func parse(req Request) (parsed, error) {
 	}
 	p.url = req.URL
 	p.authority, p.path = u.Host, u.RequestURI()
-	var rest []cors.Header
+	var rest []header.Field
 	for _, line := range req.Headers {
 		h, err := parseHeader(line)
 		if err != nil {
@@ -239,7 +240,7 @@ func parse(req Request) (parsed, error) {
 		}
 		rest = append(rest, h)
 	}
-	p.headers = append([]cors.Header{{Name: ":authority", Value: p.authority}, {Name: ":path", Value: p.path}, {Name: ":method", Value: method}}, rest...)
+	p.headers = append([]header.Field{{Name: ":authority", Value: p.authority}, {Name: ":path", Value: p.path}, {Name: ":method", Value: method}}, rest...)
 	for _, line := range req.Upstream {
 		h, err := parseHeader(line)
 		if err != nil {
@@ -250,13 +251,13 @@ func parse(req Request) (parsed, error) {
 	return p, nil
 }
 
-func parseHeader(line string) (cors.Header, error) {
+func parseHeader(line string) (header.Field, error) {
 	name, value, ok := strings.Cut(line, ":")
 	name = strings.TrimSpace(name)
 	if !ok || name == "" || strings.ContainsAny(name, " \t") {
-		return cors.Header{}, fmt.Errorf("header %q: write it as 'Name: value', such as 'Origin: https://app.example.com'", line)
+		return header.Field{}, fmt.Errorf("header %q: write it as 'Name: value', such as 'Origin: https://app.example.com'", line)
 	}
-	return cors.Header{Name: strings.ToLower(name), Value: strings.Trim(value, " \t")}, nil
+	return header.Field{Name: strings.ToLower(name), Value: strings.Trim(value, " \t")}, nil
 }
 
 // explainTable explains req under a built table.
@@ -346,10 +347,10 @@ func kindOf(r *cors.Request) cors.Kind {
 
 // apply is Envoy's header mutation on the upstream's response: removals
 // first, then each set replaces every earlier value.
-func apply(upstream []cors.Header, a extproc.EdgeAnswer) []cors.Header {
-	var out []cors.Header
+func apply(upstream []header.Field, a extproc.EdgeAnswer) []header.Field {
+	var out []header.Field
 	for _, h := range upstream {
-		if !slices.Contains(a.Remove, h.Name) && !slices.ContainsFunc(a.Headers, func(s cors.Header) bool { return s.Name == h.Name }) {
+		if !slices.Contains(a.Remove, h.Name) && !slices.ContainsFunc(a.Headers, func(s header.Field) bool { return s.Name == h.Name }) {
 			out = append(out, h)
 		}
 	}
@@ -359,7 +360,7 @@ func apply(upstream []cors.Header, a extproc.EdgeAnswer) []cors.Header {
 // corsView is the part of a response CORS is about: access-control-* and
 // vary, one value per name (joined with ", " when repeated, as a browser
 // reads them).
-func corsView(hs []cors.Header) map[string]string {
+func corsView(hs []header.Field) map[string]string {
 	var m map[string]string
 	for _, h := range hs {
 		if strings.HasPrefix(h.Name, cors.PrefixAccessControl) || h.Name == cors.HeaderVary {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/corsgate/corsgate/internal/cors"
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // WriteText writes the explanation for people. Scripts read the JSON form.
@@ -136,7 +137,7 @@ func claimText(c Claim) string {
 	return host + ", path prefix " + c.PathPrefix
 }
 
-func writeHeaders(p func(string, ...any), hs []cors.Header) {
+func writeHeaders(p func(string, ...any), hs []header.Field) {
 	for _, h := range hs {
 		p("           %s: %s", h.Name, h.Value)
 	}

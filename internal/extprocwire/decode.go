@@ -32,6 +32,8 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // Kind is which field of ProcessingRequest's `request` oneof is set.
@@ -48,12 +50,10 @@ const (
 	KindResponseTrailers
 )
 
-// Header is one HTTP header of request_headers or response_headers. Value is
-// the HeaderValue's raw_value when it is not empty, else its value: Envoy
-// since 1.27 sends raw_value, older ones value.
-type Header struct {
-	Key, Value string
-}
+// A header of request_headers or response_headers is decoded into a
+// header.Field, the pair the CORS engine speaks too. Its Value is the
+// HeaderValue's raw_value when that is not empty, else its value: Envoy since
+// 1.27 sends raw_value, older ones value.
 
 // Request is what a server reads of one ProcessingRequest. Decode reuses
 // Headers' storage from one message to the next; the strings of a message
@@ -65,7 +65,7 @@ type Request struct {
 	// Headers are request_headers' or response_headers' headers, in the
 	// order they came, as a protobuf decoder merges them (repeated fields
 	// concatenate). Empty for the other kinds.
-	Headers []Header
+	Headers []header.Field
 	// KeepRequestHeader, when set, chooses the request headers kept in
 	// Headers (by key); the others are checked and dropped. Response
 	// headers are all kept: a server rewriting a response reads their keys.
@@ -156,8 +156,8 @@ func FromProto(m *extprocv3.ProcessingRequest, r *Request) {
 		r.Kind = KindResponseTrailers
 	}
 	for _, hv := range hs.GetHeaders().GetHeaders() {
-		h := Header{Key: hv.GetKey(), Value: protoValue(hv)}
-		if r.keeps(h.Key) {
+		h := header.Field{Name: hv.GetKey(), Value: protoValue(hv)}
+		if r.keeps(h.Name) {
 			r.Headers = append(r.Headers, h)
 		}
 	}
@@ -356,7 +356,7 @@ func decodeHeaderMap(b []byte, r *Request) error {
 			return nil
 		}
 		h, err := decodeHeaderValue(v)
-		if err == nil && r != nil && r.keeps(h.Key) {
+		if err == nil && r != nil && r.keeps(h.Name) {
 			r.Headers = append(r.Headers, h)
 		}
 		return err
@@ -367,7 +367,7 @@ func decodeHeaderMap(b []byte, r *Request) error {
 // occurrence of a field wins, and key and value (proto3 strings) must be
 // valid UTF-8, every occurrence of them; raw_value (bytes) may hold
 // anything.
-func decodeHeaderValue(b []byte) (Header, error) {
+func decodeHeaderValue(b []byte) (header.Field, error) {
 	var key, value, raw []byte
 	err := fields(b, func(num protowire.Number, v []byte) error {
 		switch num {
@@ -387,12 +387,12 @@ func decodeHeaderValue(b []byte) (Header, error) {
 		return nil
 	})
 	if err != nil {
-		return Header{}, err
+		return header.Field{}, err
 	}
 	if len(raw) == 0 {
 		raw = value
 	}
-	return Header{Key: alias(key), Value: alias(raw)}, nil
+	return header.Field{Name: alias(key), Value: alias(raw)}, nil
 }
 
 // alias is b as a string, without a copy; own replaces it before Decode
@@ -406,7 +406,7 @@ func alias(b []byte) string {
 func (r *Request) own() {
 	size := 0
 	for _, h := range r.Headers {
-		size += len(h.Key) + len(h.Value)
+		size += len(h.Name) + len(h.Value)
 	}
 	if size == 0 {
 		return
@@ -415,9 +415,9 @@ func (r *Request) own() {
 	for i := range r.Headers {
 		h := &r.Headers[i]
 		start := len(buf)
-		buf = append(buf, h.Key...)
+		buf = append(buf, h.Name...)
 		buf = append(buf, h.Value...)
-		h.Key = alias(buf[start : start+len(h.Key)])
-		h.Value = alias(buf[start+len(h.Key):])
+		h.Name = alias(buf[start : start+len(h.Name)])
+		h.Value = alias(buf[start+len(h.Name):])
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/corsgate/corsgate/internal/extprocwire"
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // Field numbers, as in decode.go (external_processor.proto, base.proto),
@@ -121,35 +122,35 @@ func raw(key, value string) []byte { return hv(key, "", value) }
 
 // preflight is a browser's CORS preflight as Envoy forwards it: keys lower
 // case, pseudo-headers first.
-var preflight = []extprocwire.Header{
-	{Key: ":authority", Value: "api.example.com"},
-	{Key: ":path", Value: "/v1/orders/42?expand=items"},
-	{Key: ":method", Value: "OPTIONS"},
-	{Key: ":scheme", Value: "https"},
-	{Key: "accept", Value: "*/*"},
-	{Key: "access-control-request-method", Value: "PUT"},
-	{Key: "access-control-request-headers", Value: "authorization,content-type,x-request-id"},
-	{Key: "origin", Value: "https://app.example.com"},
-	{Key: "user-agent", Value: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"},
-	{Key: "sec-fetch-mode", Value: "cors"},
-	{Key: "sec-fetch-site", Value: "same-site"},
-	{Key: "sec-fetch-dest", Value: "empty"},
-	{Key: "referer", Value: "https://app.example.com/orders"},
-	{Key: "accept-encoding", Value: "gzip, deflate, br, zstd"},
-	{Key: "accept-language", Value: "en-US,en;q=0.9"},
-	{Key: "x-forwarded-proto", Value: "https"},
-	{Key: "x-request-id", Value: "6f0c2a0e-6b5d-4c58-9d0e-4b1f3c2a9e71"},
+var preflight = []header.Field{
+	{Name: ":authority", Value: "api.example.com"},
+	{Name: ":path", Value: "/v1/orders/42?expand=items"},
+	{Name: ":method", Value: "OPTIONS"},
+	{Name: ":scheme", Value: "https"},
+	{Name: "accept", Value: "*/*"},
+	{Name: "access-control-request-method", Value: "PUT"},
+	{Name: "access-control-request-headers", Value: "authorization,content-type,x-request-id"},
+	{Name: "origin", Value: "https://app.example.com"},
+	{Name: "user-agent", Value: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"},
+	{Name: "sec-fetch-mode", Value: "cors"},
+	{Name: "sec-fetch-site", Value: "same-site"},
+	{Name: "sec-fetch-dest", Value: "empty"},
+	{Name: "referer", Value: "https://app.example.com/orders"},
+	{Name: "accept-encoding", Value: "gzip, deflate, br, zstd"},
+	{Name: "accept-language", Value: "en-US,en;q=0.9"},
+	{Name: "x-forwarded-proto", Value: "https"},
+	{Name: "x-request-id", Value: "6f0c2a0e-6b5d-4c58-9d0e-4b1f3c2a9e71"},
 }
 
-var responseHeaders = []extprocwire.Header{
-	{Key: ":status", Value: "200"},
-	{Key: "content-type", Value: "application/json"},
-	{Key: "content-length", Value: "1534"},
-	{Key: "date", Value: "Tue, 18 Aug 2026 09:12:44 GMT"},
-	{Key: "server", Value: "envoy"},
-	{Key: "vary", Value: "Origin"},
-	{Key: "cache-control", Value: "no-store"},
-	{Key: "x-envoy-upstream-service-time", Value: "12"},
+var responseHeaders = []header.Field{
+	{Name: ":status", Value: "200"},
+	{Name: "content-type", Value: "application/json"},
+	{Name: "content-length", Value: "1534"},
+	{Name: "date", Value: "Tue, 18 Aug 2026 09:12:44 GMT"},
+	{Name: "server", Value: "envoy"},
+	{Name: "vary", Value: "Origin"},
+	{Name: "cache-control", Value: "no-store"},
+	{Name: "x-envoy-upstream-service-time", Value: "12"},
 }
 
 // keepCORS is a KeepRequestHeader as a CORS server sets it.
@@ -161,10 +162,10 @@ func keepCORS(key string) bool {
 	return false
 }
 
-func filterHeaders(hs []extprocwire.Header, keep func(string) bool) []extprocwire.Header {
-	var out []extprocwire.Header
+func filterHeaders(hs []header.Field, keep func(string) bool) []header.Field {
+	var out []header.Field
 	for _, h := range hs {
-		if keep(h.Key) {
+		if keep(h.Name) {
 			out = append(out, h)
 		}
 	}
@@ -173,10 +174,10 @@ func filterHeaders(hs []extprocwire.Header, keep func(string) bool) []extprocwir
 
 // headerMapOf builds a HeaderMap with the values in raw_value (Envoy 1.27
 // and later) or in value (older Envoys).
-func headerMapOf(hs []extprocwire.Header, inRaw bool) *corev3.HeaderMap {
+func headerMapOf(hs []header.Field, inRaw bool) *corev3.HeaderMap {
 	m := &corev3.HeaderMap{}
 	for _, h := range hs {
-		v := &corev3.HeaderValue{Key: h.Key}
+		v := &corev3.HeaderValue{Key: h.Name}
 		if inRaw {
 			v.RawValue = []byte(h.Value)
 		} else {
@@ -187,7 +188,7 @@ func headerMapOf(hs []extprocwire.Header, inRaw bool) *corev3.HeaderMap {
 	return m
 }
 
-func requestHeadersMsg(hs []extprocwire.Header, inRaw bool) *extprocv3.ProcessingRequest {
+func requestHeadersMsg(hs []header.Field, inRaw bool) *extprocv3.ProcessingRequest {
 	return &extprocv3.ProcessingRequest{
 		Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
 			Headers:     headerMapOf(hs, inRaw),
@@ -196,7 +197,7 @@ func requestHeadersMsg(hs []extprocwire.Header, inRaw bool) *extprocv3.Processin
 	}
 }
 
-func responseHeadersMsg(hs []extprocwire.Header) *extprocv3.ProcessingRequest {
+func responseHeadersMsg(hs []header.Field) *extprocv3.ProcessingRequest {
 	return &extprocv3.ProcessingRequest{
 		Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 			Headers: headerMapOf(hs, true),
@@ -233,15 +234,15 @@ type decodeCase struct {
 	err  bool
 }
 
-func hdrs(kv ...string) []extprocwire.Header {
-	var hs []extprocwire.Header
+func hdrs(kv ...string) []header.Field {
+	var hs []header.Field
 	for i := 0; i < len(kv); i += 2 {
-		hs = append(hs, extprocwire.Header{Key: kv[i], Value: kv[i+1]})
+		hs = append(hs, header.Field{Name: kv[i], Value: kv[i+1]})
 	}
 	return hs
 }
 
-func req(k extprocwire.Kind, hs ...extprocwire.Header) extprocwire.Request {
+func req(k extprocwire.Kind, hs ...header.Field) extprocwire.Request {
 	return extprocwire.Request{Kind: k, Headers: hs}
 }
 
@@ -475,7 +476,7 @@ func stale(keep func(string) bool) extprocwire.Request {
 	return extprocwire.Request{
 		Kind:              extprocwire.KindResponseTrailers,
 		ObservabilityMode: true,
-		Headers:           append(make([]extprocwire.Header, 0, 4), extprocwire.Header{Key: "stale", Value: "stale"}),
+		Headers:           append(make([]header.Field, 0, 4), header.Field{Name: "stale", Value: "stale"}),
 		KeepRequestHeader: keep,
 	}
 }
@@ -568,7 +569,7 @@ func TestDecodeKeepRequestHeader(t *testing.T) {
 	}
 	var keys []string
 	for _, h := range preflight {
-		keys = append(keys, h.Key)
+		keys = append(keys, h.Name)
 	}
 	if !slices.Equal(asked, keys) {
 		t.Errorf("KeepRequestHeader asked about %q, want every key in order %q", asked, keys)

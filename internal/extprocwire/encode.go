@@ -3,6 +3,8 @@ package extprocwire
 import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/corsgate/corsgate/internal/header"
 )
 
 // The two replies that depend on the request, written straight into bytes:
@@ -80,7 +82,7 @@ func (r *Reply) data() mem.BufferSlice {
 // ImmediateResponse encodes a ProcessingResponse whose immediate_response
 // has the HTTP status, sets the headers, and has details (Envoy's
 // %RESPONSE_CODE_DETAILS%).
-func (r *Reply) ImmediateResponse(status uint32, set []Header, details string) *Reply {
+func (r *Reply) ImmediateResponse(status uint32, set []header.Field, details string) *Reply {
 	// Sizes inside out, once: each length-delimited field is written with
 	// its length before its contents.
 	code := sizeVarintField(statusCode, uint64(status)) // HttpStatus
@@ -105,7 +107,7 @@ func (r *Reply) ImmediateResponse(status uint32, set []Header, details string) *
 
 // ResponseHeaderMutation encodes a ProcessingResponse whose response_headers
 // continue with a HeaderMutation that removes, then sets, headers.
-func (r *Reply) ResponseHeaderMutation(remove []string, set []Header) *Reply {
+func (r *Reply) ResponseHeaderMutation(remove []string, set []header.Field) *Reply {
 	mut := sizeMutation(remove, set)
 	common := sizeLen(commonHeaderMut, mut)
 	headers := sizeLen(headersRespResponse, common)
@@ -138,7 +140,7 @@ func appendLen(b []byte, num protowire.Number, n int) []byte {
 }
 
 // sizeMutation is a HeaderMutation's size, without its own tag and length.
-func sizeMutation(remove []string, set []Header) int {
+func sizeMutation(remove []string, set []header.Field) int {
 	n := 0
 	for _, h := range set {
 		n += sizeLen(mutSetHeaders, sizeOption(h))
@@ -152,11 +154,11 @@ func sizeMutation(remove []string, set []Header) int {
 
 // appendMutation appends a HeaderMutation's fields (its tag and length are
 // the caller's).
-func appendMutation(b []byte, remove []string, set []Header) []byte {
+func appendMutation(b []byte, remove []string, set []header.Field) []byte {
 	for _, h := range set {
 		b = appendLen(b, mutSetHeaders, sizeOption(h))
 		b = appendLen(b, optHeader, sizeValue(h))
-		b = appendStringField(b, valueKey, h.Key)
+		b = appendStringField(b, valueKey, h.Name)
 		b = appendStringField(b, valueRaw, h.Value)
 		b = appendLen(b, optAppend, 0) // BoolValue{value: false}
 		b = appendVarintField(b, optAppendAction, overwriteOrAdd)
@@ -168,12 +170,12 @@ func appendMutation(b []byte, remove []string, set []Header) []byte {
 	return b
 }
 
-func sizeOption(h Header) int {
+func sizeOption(h header.Field) int {
 	return sizeLen(optHeader, sizeValue(h)) + sizeLen(optAppend, 0) + sizeVarintField(optAppendAction, overwriteOrAdd)
 }
 
-func sizeValue(h Header) int {
-	return sizeStringField(valueKey, h.Key) + sizeStringField(valueRaw, h.Value)
+func sizeValue(h header.Field) int {
+	return sizeStringField(valueKey, h.Name) + sizeStringField(valueRaw, h.Value)
 }
 
 // proto3 leaves out a scalar field that holds its zero value; so do these.

@@ -12,6 +12,7 @@ import (
 	"github.com/corsgate/corsgate/internal/compile"
 	"github.com/corsgate/corsgate/internal/observe"
 	"github.com/corsgate/corsgate/internal/table"
+	"github.com/corsgate/corsgate/test/extproctest"
 )
 
 func headers(kind string, kv ...string) *extprocv3.ProcessingRequest {
@@ -29,8 +30,9 @@ func headers(kind string, kv ...string) *extprocv3.ProcessingRequest {
 // BenchmarkProcessServerOnly is extproc's benchmark of the same name with
 // the binary's observer on: decision counters by policy, latency
 // histograms, decision logs (denials, to a logger that drops them after the
-// rate limit) and the origins inventory. allocs/op must stay what it is
-// without an observer (0 for these exchanges).
+// rate limit) and the origins inventory, over test/extproctest's in-memory
+// stream (the codec's decoding and encoding counted, no transport). allocs/op
+// with the observer on must stay what it is without one.
 //
 //	go test -run '^$' -bench BenchmarkProcessServerOnly -benchmem ./internal/observe/
 func BenchmarkProcessServerOnly(b *testing.B) {
@@ -67,9 +69,9 @@ func BenchmarkProcessServerOnly(b *testing.B) {
 		for _, ex := range exchanges {
 			b.Run(obs.name+"/"+ex.name, func(b *testing.B) {
 				b.ReportAllocs()
-				stream := &memStream{}
+				stream := extproctest.New(ex.msgs...)
 				for b.Loop() {
-					stream.msgs, stream.next, stream.done = ex.msgs, 0, false
+					stream.Replay()
 					if err := srv.Process(stream); err != nil {
 						b.Fatal(err)
 					}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -95,18 +94,19 @@ func WaitAllowed(tb testing.TB, ctx context.Context, sim *envoystandin.Sim, host
 	}
 }
 
-// ServeExtProc serves store over real gRPC on loopback and returns a
-// stand-in Envoy connected to it.
+// ServeExtProc serves store over real gRPC on loopback, through
+// extproc.Runner as the binary does, and returns a stand-in Envoy connected
+// to it.
 func ServeExtProc(tb testing.TB, store *table.Store) *envoystandin.Sim {
 	tb.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	gs := grpc.NewServer(extproc.ServerOptions()...)
-	extprocv3.RegisterExternalProcessorServer(gs, extproc.NewServer(store))
-	go func() { _ = gs.Serve(lis) }()
-	tb.Cleanup(gs.Stop)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&extproc.Runner{Server: extproc.NewServer(store), Listener: lis}).Start(ctx) }()
+	tb.Cleanup(func() { cancel(); <-done })
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
