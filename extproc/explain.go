@@ -1,9 +1,10 @@
 package extproc
 
 import (
+	"slices"
+
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/header"
-	"github.com/corsgate/corsgate/internal/table"
 )
 
 // This file opens the server's request reading and reply building to
@@ -15,27 +16,8 @@ import (
 // pseudo-headers :method, :authority and :path among them; a repeated CORS
 // header is joined with ",", as Envoy joins inline headers.
 func ReadRequest(headers []header.Field) (req cors.Request, authority, path string) {
-	authority, path = readRequest(headerValues(headers), &req)
+	authority, path = readRequest(headers, &req)
 	return req, authority, path
-}
-
-// Lookup is the request phase's choice of policy and decision for a request
-// read by ReadRequest, as requestHeaders makes them: the table's Match, then
-// the policy's decision, or the ambiguous-path refusal. entry is nil when no
-// policy applies (the edge then changes nothing). requestHeaders calls it, so
-// explain and the server decide with the same code.
-func Lookup(t *table.Table, req *cors.Request, authority, path string) (m table.Match, d cors.Decision) {
-	if t == nil {
-		return m, d
-	}
-	m = t.Match(authority, path)
-	if m.Entry == nil {
-		return m, d
-	}
-	if m.Ambiguous {
-		return m, cors.DecidePathAmbiguous(req, pathOnly(path), m.DryRun)
-	}
-	return m, m.Entry.Policy.Decide(req)
 }
 
 // EdgeAnswer is what the edge does with a decision, as the server tells Envoy.
@@ -63,30 +45,11 @@ func Answer(d *cors.Decision, upstream []header.Field) EdgeAnswer {
 	switch d.Action {
 	case cors.ActionRespond:
 		a.immediateResponse(d)
-		return EdgeAnswer{Respond: true, Status: int(a.status), Details: a.details, Headers: corsHeaders(a.set)}
+		return EdgeAnswer{Respond: true, Status: int(a.status), Details: a.details, Headers: slices.Clone(a.set)}
 	case cors.ActionContinue:
-		a.responseMutation(d, headerValues(upstream))
-		return EdgeAnswer{Remove: append([]string(nil), a.remove...), Headers: corsHeaders(a.set)}
+		a.responseMutation(d, upstream)
+		return EdgeAnswer{Remove: slices.Clone(a.remove), Headers: slices.Clone(a.set)}
 	default:
 		return EdgeAnswer{}
 	}
-}
-
-func headerValues(headers []header.Field) []header.Field {
-	hv := make([]header.Field, len(headers))
-	for i, h := range headers {
-		hv[i] = header.Field{Name: h.Name, Value: h.Value}
-	}
-	return hv
-}
-
-func corsHeaders(set []header.Field) []header.Field {
-	if len(set) == 0 {
-		return nil
-	}
-	out := make([]header.Field, len(set))
-	for i, h := range set {
-		out[i] = header.Field{Name: h.Name, Value: h.Value}
-	}
-	return out
 }

@@ -1,8 +1,6 @@
 package extproc
 
 import (
-	"strings"
-
 	"github.com/corsgate/corsgate/internal/cors"
 	"github.com/corsgate/corsgate/internal/header"
 	"github.com/corsgate/corsgate/internal/table"
@@ -22,12 +20,12 @@ func (s *Server) requestHeaders(st *streamState, headers []header.Field, a *answ
 	var req cors.Request
 	authority, path := readRequest(headers, &req)
 
-	// Lookup reads the path as the upstream may (decoded, dot segments
+	// Decide reads the path as the upstream may (decoded, dot segments
 	// removed: docs/paths.md); readings that select different policies make
 	// the match Ambiguous, and then no policy grants the request. A nil table
 	// (before the first one) matches nothing.
 	var match table.Match
-	match, st.decision = Lookup(st.table, &req, authority, path)
+	match, st.decision = st.table.Decide(&req, authority, path)
 	entry := match.Entry
 	if entry == nil {
 		// No policy: not corsgate's business. Skip the response phase (only
@@ -59,15 +57,6 @@ func (s *Server) requestHeaders(st *streamState, headers []header.Field, a *answ
 		a.fixed = passThrough
 	}
 	return nil
-}
-
-// pathOnly is path without its query and fragment, which may carry tokens
-// and have no place in logs.
-func pathOnly(path string) string {
-	if i := strings.IndexAny(path, "?#"); i >= 0 {
-		return path[:i]
-	}
-	return path
 }
 
 // readRequest extracts what the engine and the table read from Envoy's request

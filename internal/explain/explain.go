@@ -4,7 +4,7 @@
 // reports, and the smallest policy change that would allow it.
 //
 // It runs the server's own code for every step that the server takes: the
-// compile path (internal/compile), the table lookup (internal/table), the
+// compile path (internal/compile), the table's match and decision (table.Decide), the
 // request reading and the reply building (extproc.ReadRequest,
 // extproc.Answer). Only the browser's side is modelled here, after the Fetch
 // standard.
@@ -271,7 +271,7 @@ func explainTable(t *table.Table, sources map[string]string, req Request) (*Resu
 		Request: RequestInfo{Method: creq.Method, Authority: authority, Path: path, Origin: creq.Origin, Credentials: req.Credentials},
 		Headers: map[string]string{},
 	}
-	m, d := extproc.Lookup(t, &creq, authority, path)
+	m, d := t.Decide(&creq, authority, path)
 	entry := m.Entry
 	res.Ambiguous = m.Ambiguous
 	cands := t.Candidates(authority, path)

@@ -15,7 +15,6 @@ package observe
 
 import (
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -378,7 +377,7 @@ func (o *Observer) logDecision(ps *policyState, d *cors.Decision, r *extproc.Req
 		"origin", quote(r.Origin, maxLogOrigin),
 		"method", quote(r.Method, maxLogMethod),
 		"host", quote(r.Authority, maxLogHost),
-		"path", quote(pathOnly(r.Path), maxLogPath),
+		"path", quote(table.PathOnly(r.Path), maxLogPath),
 	}
 	if d.Detail != "" {
 		kv = append(kv, "detail", quote(d.Detail, maxLogDetail))
@@ -406,14 +405,6 @@ func quote(s string, n int) string {
 		return strconv.QuoteToASCII(s[:n]) + "..."
 	}
 	return strconv.QuoteToASCII(s)
-}
-
-// pathOnly drops the query and fragment: they may carry tokens.
-func pathOnly(p string) string {
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
-		return p[:i]
-	}
-	return p
 }
 
 // retainLater forgets, on another goroutine, the policies t does not serve;
