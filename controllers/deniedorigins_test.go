@@ -55,7 +55,7 @@ func TestDeniedOriginsOnStatus(t *testing.T) {
 		e := tbl.Lookup(host, "/")
 		d := e.Policy.Decide(&cors.Request{Method: "GET", Origin: origin, HasOrigin: true})
 		for range n {
-			obs.ObserveRequest(e, d, extproc.RequestInfo{Method: "GET", Authority: host, Path: "/", Origin: origin})
+			obs.ObserveDecision(e, d, extproc.RequestInfo{Method: "GET", Authority: host, Path: "/", Origin: origin})
 		}
 	}
 	deny("api.example.com", "https://partner.example", 9)

@@ -17,7 +17,7 @@ import (
 )
 
 // TableMetrics are Kubernetes mode's table builds and per-policy state,
-// refreshed after every build: pass OnBuild as TableBuilder.OnBuild. (The
+// refreshed after every build: call Served from TableBuilder.OnServe. (The
 // table served, in either mode, is observe.RegisterServedTable's.)
 type TableMetrics struct {
 	cache   cache.Cache
@@ -68,10 +68,10 @@ func NewTableMetrics(reg prometheus.Registerer, c cache.Cache, results *Results)
 	return m
 }
 
-// OnBuild records a build. It runs right after the builder replaced
-// Results, on the builder's goroutine; listing the cache without deep
+// Served records a build. It runs from TableBuilder.OnServe, right after the
+// builder replaced Results, on the builder's goroutine; listing the cache without deep
 // copies costs about what the build's own list did.
-func (m *TableMetrics) OnBuild(_ *table.Table, took time.Duration) {
+func (m *TableMetrics) Served(_ *table.Table, took time.Duration) {
 	m.builds.Inc()
 	m.duration.Observe(took.Seconds())
 	m.last.SetToCurrentTime()

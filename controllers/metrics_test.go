@@ -55,7 +55,7 @@ func TestTableMetrics(t *testing.T) {
 		t.Errorf("%d policy series before the first build, want none", n)
 	}
 
-	m.OnBuild(nil, 3*time.Millisecond)
+	m.Served(nil, 3*time.Millisecond)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP corsgate_policy_accepted 1 when the CorsPolicy's current spec is valid (its Accepted condition), else 0.
 # TYPE corsgate_policy_accepted gauge
@@ -91,7 +91,7 @@ corsgate_table_builds_total 1
 		t.Errorf("fingerprint %v, want 53 bits, not all zero", first)
 	}
 	slices.Reverse(c.items)
-	m.OnBuild(nil, time.Millisecond)
+	m.Served(nil, time.Millisecond)
 	if got := testutil.ToFloat64(m.fingerprint); got != first {
 		t.Errorf("the same objects listed in another order: fingerprint %v, want %v", got, first)
 	}
@@ -103,7 +103,7 @@ corsgate_table_builds_total 1
 		{Namespace: "shop", Name: "broken", Generation: 3, Serving: compile.ServedLastValid, Err: errors.New("invalid")},
 		{Namespace: "shop", Name: "lost", Generation: 1, Serving: compile.NotServed, Conflicts: []string{"shop/ok won api.example.com"}},
 	})
-	m.OnBuild(nil, time.Millisecond)
+	m.Served(nil, time.Millisecond)
 	if got := testutil.ToFloat64(m.fingerprint); got == first {
 		t.Error("a new generation built: the fingerprint did not change")
 	}

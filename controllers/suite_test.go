@@ -58,7 +58,7 @@ func run(cluster *envtesting.Cluster, m *testing.M) int {
 	changed := make(chan event.TypedGenericEvent[*v1alpha1.CorsPolicy], 1024)
 	if err := mgr.Add(&controllers.TableBuilder{
 		Cache: mgr.GetCache(), Store: store, Results: results, Changed: changed, Log: ctrl.Log.WithName("table"),
-		OnBuild: func(*table.Table, time.Duration) {
+		OnServe: func(*table.Table, time.Duration) {
 			select {
 			case builds <- struct{}{}:
 			default:

@@ -41,8 +41,12 @@ type TableBuilder struct {
 	// writer. Sends never block: if the writer lags, it catches up from
 	// Results on its own reconciles.
 	Changed chan<- event.TypedGenericEvent[*v1alpha1.CorsPolicy]
-	// OnBuild, if set, is called after each swap (tests and metrics).
-	OnBuild func(t *table.Table, took time.Duration)
+	// OnServe, if set, is called after each table the builder swaps in, once
+	// Results hold its results, with how long the build took (from listing
+	// the cache to the swap): the one "a table was swapped in" hook, as the
+	// file source's (filesource.Source.OnServe). Metrics and the observer's
+	// retention hang on it.
+	OnServe func(t *table.Table, took time.Duration)
 	// Ownership, if set, enforces CorsHostGrants (--host-ownership=Enforce):
 	// a policy is served only where a grant to its namespace covers it.
 	// Nil serves every valid policy (Open).
@@ -166,8 +170,8 @@ func (b *TableBuilder) build(ctx context.Context) error {
 	took := time.Since(start)
 	changed := b.Results.replace(results)
 	b.Log.V(1).Info("policy table built", "policies", len(list.Items), "served", t.Len(), "changed", len(changed), "took", took)
-	if b.OnBuild != nil {
-		b.OnBuild(t, took)
+	if b.OnServe != nil {
+		b.OnServe(t, took)
 	}
 	if b.Changed != nil {
 		for _, r := range changed {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
+	"time"
 
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
@@ -15,14 +17,19 @@ import (
 	"github.com/corsgate/corsgate/internal/table"
 )
 
-// reasonLogger is an Observer that logs denials with their reason.
+// reasonLogger is an Observer that logs denials with their reason and
+// origin, and ignores the timings.
 type reasonLogger struct{ log logr.Logger }
 
-func (r reasonLogger) Observe(e *table.Entry, d cors.Decision) {
+func (r reasonLogger) ObserveDecision(e *table.Entry, d cors.Decision, req extproc.RequestInfo) {
 	if !d.Allowed && d.Kind != cors.KindNotCORS {
-		r.log.Info("CORS denied", "policy", e.Key(), "kind", d.Kind.String(), "reason", d.Reason.String(), "value", d.Detail)
+		r.log.Info("CORS denied", "policy", e.Key(), "kind", d.Kind.String(), "reason", d.Reason.String(),
+			"origin", strconv.Quote(req.Origin), "value", strconv.Quote(d.Detail))
 	}
 }
+
+func (reasonLogger) ObservePhase(extproc.Phase, time.Duration) {}
+func (reasonLogger) ObserveStream(time.Duration)               {}
 
 // The binary's wiring: one store fed by the controller, a Server over it, and
 // a Runner added to the manager (mgr.Add(runner)) on every replica. Health

@@ -107,7 +107,10 @@ type observed struct {
 	dryRun bool
 }
 
-func (r *recorder) Observe(e *table.Entry, d cors.Decision) {
+func (r *recorder) ObservePhase(extproc.Phase, time.Duration) {}
+func (r *recorder) ObserveStream(time.Duration)               {}
+
+func (r *recorder) ObserveDecision(e *table.Entry, d cors.Decision, _ extproc.RequestInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.decisions = append(r.decisions, observed{

@@ -37,11 +37,8 @@ func (s *Server) requestHeaders(st *streamState, headers []header.Field, a *answ
 	}
 
 	d := &st.decision
-	switch {
-	case s.requestObserver != nil:
-		s.requestObserver.ObserveRequest(entry, *d, RequestInfo{Method: req.Method, Authority: authority, Path: path, Origin: req.Origin})
-	case s.observer != nil:
-		s.observer.Observe(entry, *d)
+	if s.observer != nil {
+		s.observer.ObserveDecision(entry, *d, RequestInfo{Method: req.Method, Authority: authority, Path: path, Origin: req.Origin})
 	}
 
 	switch d.Action {

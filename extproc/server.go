@@ -36,16 +36,24 @@ import (
 	"github.com/corsgate/corsgate/internal/table"
 )
 
-// Observer receives every decision a policy made, for metrics and logs. It is
-// called synchronously on the stream's goroutine, once per HTTP request that a
-// policy decided (requests no policy applies to are not observed), so it must
-// be quick and must not block. The decision comes by value: a pointer into
-// the stream's state would make every stream's state escape to the heap (one
-// allocation per HTTP request), while copying it costs a few nanoseconds; its
-// strings are immutable and may be kept. Decision.Detail is request input;
-// quote it when logging.
+// Observer is told what the server did, for metrics and logs: every
+// decision a policy made (ObserveDecision, once per HTTP request a policy
+// applies to; requests no policy applies to are not observed), how long the
+// server took to answer each message (ObservePhase: the latency corsgate adds
+// to that phase of the HTTP exchange), and how long each stream lived
+// (ObserveStream: the whole HTTP exchange as Envoy holds it open, the
+// upstream's time included). Its methods are called synchronously on the
+// stream's goroutine, so they must be quick and must not block.
+//
+// The decision and the request come by value: a pointer into the stream's
+// state would make every stream's state escape to the heap (one allocation
+// per HTTP request), while copying them costs a few nanoseconds. Their
+// strings are immutable and may be kept. Decision.Detail and the
+// RequestInfo are request input; quote them when logging.
 type Observer interface {
-	Observe(entry *table.Entry, d cors.Decision)
+	ObserveDecision(entry *table.Entry, d cors.Decision, r RequestInfo)
+	ObservePhase(p Phase, took time.Duration)
+	ObserveStream(took time.Duration)
 }
 
 // RequestInfo is what an observer may record of the request a decision was
@@ -57,17 +65,7 @@ type RequestInfo struct {
 	Method, Authority, Path, Origin string
 }
 
-// RequestObserver is an Observer that also wants the request (decision logs,
-// the observed-origins inventory). When the Observer given to WithObserver
-// implements it, the server calls ObserveRequest instead of Observe. Like
-// the decision, the request comes by value, so that nothing of the stream
-// escapes to the heap.
-type RequestObserver interface {
-	Observer
-	ObserveRequest(entry *table.Entry, d cors.Decision, r RequestInfo)
-}
-
-// Phase is the ext_proc message a TimingObserver is told about.
+// Phase is the ext_proc message an Observer is told the latency of.
 type Phase uint8
 
 const (
@@ -92,27 +90,12 @@ func (p Phase) String() string {
 	}
 }
 
-// TimingObserver, when the Observer given to WithObserver implements it, is
-// told how long the server took to answer each message (the latency
-// corsgate adds to that phase of the HTTP exchange) and how long each stream
-// lived (the whole HTTP exchange as Envoy holds it open, the upstream's time
-// included). Called on the stream's goroutine; must not block.
-type TimingObserver interface {
-	ObservePhase(p Phase, took time.Duration)
-	ObserveStream(took time.Duration)
-}
-
 // Option configures a Server.
 type Option func(*Server)
 
-// WithObserver sets the decision observer. It may also implement
-// RequestObserver and TimingObserver.
+// WithObserver sets the observer; without one, nothing is observed.
 func WithObserver(o Observer) Option {
-	return func(s *Server) {
-		s.observer = o
-		s.requestObserver, _ = o.(RequestObserver)
-		s.timing, _ = o.(TimingObserver)
-	}
+	return func(s *Server) { s.observer = o }
 }
 
 // WithLogger sets the logger. The server logs only protocol faults and broken
@@ -126,11 +109,9 @@ func WithLogger(l logr.Logger) Option {
 // table.Store. It is safe for concurrent use: streams share nothing but the
 // immutable table they load.
 type Server struct {
-	store           *table.Store
-	observer        Observer
-	requestObserver RequestObserver // observer, when it implements it
-	timing          TimingObserver  // observer, when it implements it
-	log             logr.Logger
+	store    *table.Store
+	observer Observer // nil: none
+	log      logr.Logger
 }
 
 // NewServer returns a Server that decides with the tables swapped into store.
@@ -165,12 +146,12 @@ func (s *Server) Process(stream grpc.ServerStream) error {
 	x := &exchange{stream: stream}
 	x.req.Headers = x.headers[:0]
 	x.req.KeepRequestHeader = readsRequestHeader
-	if s.timing == nil {
+	if s.observer == nil {
 		return s.loop(x)
 	}
 	start := time.Now()
 	err := s.loop(x)
-	s.timing.ObserveStream(time.Since(start))
+	s.observer.ObserveStream(time.Since(start))
 	return err
 }
 
@@ -203,13 +184,13 @@ func (s *Server) loop(x *exchange) error {
 			st.table, st.loaded = s.store.Load(), true
 		}
 		var began time.Time
-		if s.timing != nil {
+		if s.observer != nil {
 			began = time.Now()
 		}
 		a.reset()
 		err := s.handle(&st, req, a)
-		if s.timing != nil {
-			s.timing.ObservePhase(phaseOf(req.Kind), time.Since(began))
+		if s.observer != nil {
+			s.observer.ObservePhase(phaseOf(req.Kind), time.Since(began))
 		}
 		if err != nil {
 			s.log.V(1).Info("ext_proc protocol fault; ending the stream", "error", err.Error())
@@ -304,7 +285,7 @@ func (s *Server) handle(st *streamState, req *extprocwire.Request, a *answer) er
 	return nil
 }
 
-// phaseOf names a message's phase for a TimingObserver.
+// phaseOf names a message's phase for the Observer.
 func phaseOf(k extprocwire.Kind) Phase {
 	switch k {
 	case extprocwire.KindRequestHeaders:

@@ -28,6 +28,9 @@ func runFiles(ctx context.Context, o options, log logr.Logger) error {
 	filesource.RegisterMetrics(metrics.Registry, src)
 	observe.RegisterServedTable(metrics.Registry, store)
 	obs := newObserver(o, log)
+	// Forget the policies a reload drops (the first table had nothing to
+	// forget).
+	src.OnServe = func(t *table.Table, _ time.Duration) { obs.Retain(t) }
 	runner, err := grpcRunner(o, store, log, obs)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -91,7 +92,11 @@ func runKubernetes(ctx context.Context, o options, log logr.Logger) error {
 	tm := controllers.NewTableMetrics(metrics.Registry, mgr.GetCache(), results)
 	if err := mgr.Add(&controllers.TableBuilder{
 		Cache: mgr.GetCache(), Store: store, Results: results, Changed: changed, Log: log.WithName("table"),
-		Ownership: ownership, OnBuild: tm.OnBuild, GatewayClasses: classes,
+		Ownership: ownership, GatewayClasses: classes,
+		OnServe: func(t *table.Table, took time.Duration) {
+			tm.Served(t, took)
+			obs.Retain(t) // forget the policies the new table drops
+		},
 	}); err != nil {
 		return err
 	}

@@ -175,7 +175,6 @@ func grpcRunner(o options, store *table.Store, log logr.Logger, obs *observe.Obs
 		Limits:          o.limits,
 		Log:             log.WithName("extproc"),
 	}
-	obs.Track(store) // forget the policies a new table drops
 	// grpc_server_*: go-grpc-middleware's series, without its cost.
 	gm := grpcmetrics.NewServerMetrics()
 	metrics.Registry.MustRegister(gm)

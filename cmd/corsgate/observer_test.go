@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +155,58 @@ func TestDecisionLogFlag(t *testing.T) {
 	out, err := exec.Command(binary, "--decision-log=some", "--policies", "testdata/design.yaml").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "write denials (the default), all or none") {
 		t.Errorf("--decision-log=some: %v\n%s; want a usage error naming the values", err, out)
+	}
+}
+
+// TestRemovedPolicyLeavesMetrics: when a reload drops a policy, its
+// decision series and observed origins go (the file source's OnServe hook
+// calls the observer's Retain); a policy still served keeps its series.
+func TestRemovedPolicyLeavesMetrics(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(body string) {
+		t.Helper()
+		// Written beside the folder, then renamed in: the source never
+		// reads a half-written file.
+		tmp := filepath.Join(t.TempDir(), "p.yaml")
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "p.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const policy = `apiVersion: policy.corsgate.io/v1alpha1
+kind: CorsPolicy
+metadata: {name: %s, namespace: shop}
+spec:
+  hosts: [%s.example.com]
+  allowOrigins: [https://app.example.com]
+`
+	write(fmt.Sprintf(policy, "kept", "kept") + "---\n" + fmt.Sprintf(policy, "dropped", "dropped"))
+	s, admin := startObserved(t, dir, "--policies-settle", "50ms")
+	sim := envoy(t, s.addr)
+	for _, host := range []string{"kept.example.com", "dropped.example.com"} {
+		if got := preflightStatus(t, sim, host, "https://evil.example", "GET"); got != 403 {
+			t.Fatalf("preflight to %s: %d, want 403", host, got)
+		}
+	}
+	series := func(name string) string {
+		return `corsgate_decisions_total{kind="preflight",mode="Enforce",name="` + name + `",namespace="shop",outcome="preflight-rejected",reason="origin_not_allowed"} `
+	}
+	m := httpGet(t, admin+"/metrics")
+	if sample(m, series("kept")) != "1" || sample(m, series("dropped")) != "1" {
+		t.Fatalf("before the reload: kept=%q dropped=%q, want 1 each", sample(m, series("kept")), sample(m, series("dropped")))
+	}
+
+	write(fmt.Sprintf(policy, "kept", "kept"))
+	waitFor(t, 30*time.Second, "the dropped policy's series to leave /metrics", func() bool {
+		return sample(httpGet(t, admin+"/metrics"), series("dropped")) == ""
+	})
+	if got := sample(httpGet(t, admin+"/metrics"), series("kept")); got != "1" {
+		t.Errorf("the kept policy's series = %q after the reload, want 1", got)
+	}
+	if body := httpGet(t, admin+observe.OriginsPath+"?namespace=shop&name=dropped"); strings.Contains(body, "evil.example") {
+		t.Errorf("the dropped policy's observed origins are still reported: %s", body)
 	}
 }

@@ -1,8 +1,6 @@
 package compile
 
 import (
-	"time"
-
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/table"
 )
@@ -13,16 +11,14 @@ import (
 // read objects (files; the informer cache), when they refuse a table (the
 // file source refuses a broken start-up; the Kubernetes source a failed read
 // of Gateway API objects), and what they do with the results (logs; status).
+// Each source then calls its OnServe hook, once it has recorded the results.
 //
 //	files ─┐
-//	       ├─▶ Pipeline.Publish: Build → accept → Store.Swap → OnServe
+//	       ├─▶ Pipeline.Publish: Build → accept → Store.Swap
 //	kube  ─┘
 type Pipeline struct {
 	Builder *Builder
 	Store   *table.Store
-	// OnServe, if set, is called after each swap with the table and how long
-	// the build took (metrics).
-	OnServe func(t *table.Table, took time.Duration)
 }
 
 // NewPipeline returns a Pipeline with a fresh Builder that serves into store.
@@ -35,7 +31,6 @@ func NewPipeline(store *table.Store) *Pipeline {
 // error is returned; otherwise the table is swapped in. The results are
 // returned either way, for the source to report.
 func (p *Pipeline) Publish(objs []v1alpha1.CorsPolicy, accept func(*table.Table, []Result) error) (*table.Table, []Result, error) {
-	start := time.Now()
 	t, results := p.Builder.Build(objs)
 	if accept != nil {
 		if err := accept(t, results); err != nil {
@@ -43,8 +38,5 @@ func (p *Pipeline) Publish(objs []v1alpha1.CorsPolicy, accept func(*table.Table,
 		}
 	}
 	p.Store.Swap(t)
-	if p.OnServe != nil {
-		p.OnServe(t, time.Since(start))
-	}
 	return t, results, nil
 }

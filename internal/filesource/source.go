@@ -52,7 +52,14 @@ type Source struct {
 	// table that served policies: for a deployment where "no policy" is
 	// intended.
 	AllowEmpty bool
-	// OnReload, if set, is called after every reload attempt with its error.
+	// OnServe, if set, is called after each table the source swaps in, once
+	// its status is recorded, with how long the read and the build took: the
+	// one "a table was swapped in" hook, as the Kubernetes source's
+	// (controllers.TableBuilder.OnServe).
+	OnServe func(t *table.Table, took time.Duration)
+	// OnReload, if set, is called after every reload attempt Watch makes,
+	// with its error: refused reloads too, which swap nothing (tests wait on
+	// it).
 	OnReload func(error)
 
 	mu     sync.Mutex
@@ -130,6 +137,7 @@ func (s *Source) Load() error {
 }
 
 func (s *Source) load() error {
+	start := time.Now()
 	first := s.store.Load() == nil
 	snap, err := readSnapshot(s.path)
 	if first && errors.Is(err, errChanged) {
@@ -146,7 +154,7 @@ func (s *Source) load() error {
 		}
 		if !first && errors.Is(err, os.ErrNotExist) {
 			// The watched path itself is gone: the source is empty.
-			return s.empty(nil, fmt.Errorf("--policies %s no longer exists", s.path))
+			return s.empty(nil, fmt.Errorf("--policies %s no longer exists", s.path), start)
 		}
 		return s.refuse(err)
 	}
@@ -158,7 +166,7 @@ func (s *Source) load() error {
 		return s.refuse(err)
 	}
 	if len(objs) == 0 {
-		return s.empty(snap, nil)
+		return s.empty(snap, nil, start)
 	}
 	policies := make([]v1alpha1.CorsPolicy, len(objs))
 	for i := range objs {
@@ -227,6 +235,7 @@ func (s *Source) load() error {
 		}
 	}
 	s.setStatus(len(snap.files), serving, strings.Join(degraded, "; "), served)
+	s.swappedIn(t, start)
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid policies keep serving their last valid spec (or nothing, if they never had one):\n  %s", strings.Join(problems, "\n  "))
 	}
@@ -235,8 +244,9 @@ func (s *Source) load() error {
 }
 
 // empty handles a source without any CorsPolicy: snap is what was read (nil
-// when the path itself is gone), why says so when snap is nil.
-func (s *Source) empty(snap *snapshot, why error) error {
+// when the path itself is gone), why says so when snap is nil; the read
+// started at start.
+func (s *Source) empty(snap *snapshot, why error, start time.Time) error {
 	files := 0
 	if snap != nil {
 		files = len(snap.files)
@@ -252,8 +262,9 @@ func (s *Source) empty(snap *snapshot, why error) error {
 			s.log.Error(why, "serving NO policy: every policy was removed from the source, and --allow-empty-policies lets an empty source replace them")
 		}
 		s.logRemoved(nil)
-		_, _, _ = s.pipeline.Publish(nil, nil) // nothing to refuse: an empty table
+		t, _, _ := s.pipeline.Publish(nil, nil) // nothing to refuse: an empty table
 		s.setStatus(files, 0, "", nil)
+		s.swappedIn(t, start)
 		s.log.Info("policies loaded", "path", s.path, "files", files, "policies", 0)
 		return nil
 	case first:
@@ -314,4 +325,11 @@ func servedElsewhere(next map[string][]string, key string) bool {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// swappedIn calls OnServe for t, swapped in by a read that started at start.
+func (s *Source) swappedIn(t *table.Table, start time.Time) {
+	if s.OnServe != nil {
+		s.OnServe(t, time.Since(start))
+	}
 }

@@ -404,3 +404,41 @@ func TestTornWriteNeverServed(t *testing.T) {
 	default:
 	}
 }
+
+// TestOnServeAfterEachSwap: OnServe is told of every table the source swaps
+// in, the one the store then holds, and of nothing else: a refused reload
+// swaps nothing and says nothing.
+func TestOnServeAfterEachSwap(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write(t, dir, "p.yaml", twoPolicies)
+	store := &table.Store{}
+	src := filesource.New(dir, store, logr.Discard())
+	var served []*table.Table
+	src.OnServe = func(tbl *table.Table, took time.Duration) {
+		if took <= 0 {
+			t.Errorf("OnServe took = %v, want the read's duration", took)
+		}
+		served = append(served, tbl)
+	}
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if len(served) != 1 || served[0] != store.Load() {
+		t.Fatalf("after the first load: OnServe saw %d tables, want the one served", len(served))
+	}
+	write(t, dir, "p.yaml", "kind: CorsPolicy\nthis is not YAML: [")
+	if err := src.Load(); err == nil {
+		t.Fatal("a broken file was not refused")
+	}
+	if len(served) != 1 {
+		t.Fatalf("a refused reload called OnServe (%d calls)", len(served))
+	}
+	write(t, dir, "p.yaml", twoPolicies)
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if len(served) != 2 || served[1] != store.Load() || served[1] == served[0] {
+		t.Fatalf("after a good reload: OnServe saw %d tables, want a second, the one served", len(served))
+	}
+}

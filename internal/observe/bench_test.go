@@ -59,11 +59,7 @@ func BenchmarkProcessServerOnly(b *testing.B) {
 		opts []extproc.Option
 	}{
 		{"observer=none", nil},
-		{"observer=on", []extproc.Option{extproc.WithObserver(func() *observe.Observer {
-			o := observe.New(prometheus.NewRegistry(), logr.Discard(), observe.Options{})
-			o.Track(store)
-			return o
-		}())}},
+		{"observer=on", []extproc.Option{extproc.WithObserver(observe.New(prometheus.NewRegistry(), logr.Discard(), observe.Options{}))}},
 	} {
 		srv := extproc.NewServer(store, obs.opts...)
 		for _, ex := range exchanges {

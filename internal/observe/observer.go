@@ -96,8 +96,7 @@ const (
 	maxLogDetail = 256
 )
 
-// Observer implements extproc.Observer, extproc.RequestObserver and
-// extproc.TimingObserver. It is safe for concurrent use.
+// Observer implements extproc.Observer. It is safe for concurrent use.
 type Observer struct {
 	decisions  *prometheus.CounterVec
 	suppressed *prometheus.CounterVec
@@ -110,20 +109,13 @@ type Observer struct {
 	logInterval int64 // ns
 	now         func() time.Time
 
-	// policies maps *cors.Policy to *policyState.
+	// policies maps *cors.Policy to *policyState. Retain, called by the
+	// source's OnServe hook after each swap, drops the policies no longer
+	// served.
 	policies sync.Map
-
-	// store, when set by Track, is watched for new tables: the first
-	// decision after a swap drops the states of policies no longer served.
-	store     *table.Store
-	lastTable atomic.Pointer[table.Table]
-	retaining atomic.Bool
 }
 
-var (
-	_ extproc.RequestObserver = (*Observer)(nil)
-	_ extproc.TimingObserver  = (*Observer)(nil)
-)
+var _ extproc.Observer = (*Observer)(nil)
 
 // latencyBuckets are classic buckets for the per-message latency: corsgate
 // answers in microseconds; anything above a millisecond is a problem.
@@ -189,39 +181,19 @@ func New(reg prometheus.Registerer, log logr.Logger, opts Options) *Observer {
 	return o
 }
 
-// Track makes the Observer forget the policies a new table of store no
-// longer serves (their counters, log limiters and origins), the first time
-// it observes a decision after the swap.
-func (o *Observer) Track(store *table.Store) { o.store = store }
-
-// Observe implements extproc.Observer (no request details: no origins, and
-// log lines without method, host and path).
-func (o *Observer) Observe(e *table.Entry, d cors.Decision) {
-	o.observe(e, &d, &extproc.RequestInfo{}, false)
-}
-
-// ObserveRequest implements extproc.RequestObserver.
-func (o *Observer) ObserveRequest(e *table.Entry, d cors.Decision, r extproc.RequestInfo) {
-	o.observe(e, &d, &r, true)
-}
-
-func (o *Observer) observe(e *table.Entry, d *cors.Decision, r *extproc.RequestInfo, haveRequest bool) {
-	if o.store != nil {
-		if t := o.store.Load(); t != o.lastTable.Load() {
-			o.retainLater(t)
-		}
-	}
-	ps := o.state(e, d)
-	ps.counter(o, d).Inc()
+// ObserveDecision implements extproc.Observer: it counts the decision,
+// records the origin in the inventory and logs the decision as the log mode
+// says.
+func (o *Observer) ObserveDecision(e *table.Entry, d cors.Decision, r extproc.RequestInfo) {
+	ps := o.state(e, &d)
+	ps.counter(o, &d).Inc()
 	if d.Kind == cors.KindNotCORS {
 		return
 	}
-	if haveRequest {
-		if d.Allowed {
-			ps.origins[0].record(r.Origin)
-		} else {
-			ps.origins[1].record(r.Origin)
-		}
+	if d.Allowed {
+		ps.origins[0].record(r.Origin)
+	} else {
+		ps.origins[1].record(r.Origin)
 	}
 	switch o.logMode {
 	case LogNone:
@@ -231,17 +203,17 @@ func (o *Observer) observe(e *table.Entry, d *cors.Decision, r *extproc.RequestI
 			return
 		}
 	}
-	o.logDecision(ps, d, r)
+	o.logDecision(ps, &d, &r)
 }
 
-// ObservePhase implements extproc.TimingObserver.
+// ObservePhase implements extproc.Observer.
 func (o *Observer) ObservePhase(p extproc.Phase, took time.Duration) {
 	if int(p) < len(o.phases) {
 		o.phases[p].Observe(took.Seconds())
 	}
 }
 
-// ObserveStream implements extproc.TimingObserver.
+// ObserveStream implements extproc.Observer.
 func (o *Observer) ObserveStream(took time.Duration) { o.streams.Observe(took.Seconds()) }
 
 // policyState is what the Observer keeps per compiled policy.
@@ -405,20 +377,6 @@ func quote(s string, n int) string {
 		return strconv.QuoteToASCII(s[:n]) + "..."
 	}
 	return strconv.QuoteToASCII(s)
-}
-
-// retainLater forgets, on another goroutine, the policies t does not serve;
-// one retain runs at a time, and a later table is caught by a later
-// decision.
-func (o *Observer) retainLater(t *table.Table) {
-	if !o.retaining.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		o.Retain(t)
-		o.lastTable.Store(t)
-		o.retaining.Store(false)
-	}()
 }
 
 // Retain forgets every policy t does not serve, and deletes the series of

@@ -87,7 +87,6 @@ func newHarness(t *testing.T, opts observe.Options, policies []v1alpha1.CorsPoli
 	h := &harness{reg: prometheus.NewRegistry(), store: &table.Store{}, builder: compile.NewBuilder(), logs: &logLines{}}
 	h.swap(t, policies)
 	h.obs = observe.New(h.reg, h.logs.logger(), opts)
-	h.obs.Track(h.store)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +124,9 @@ func (h *harness) swap(t *testing.T, policies []v1alpha1.CorsPolicy) {
 		}
 	}
 	h.store.Swap(tbl)
+	if h.obs != nil {
+		h.obs.Retain(tbl) // as the sources' OnServe hook does in the binary
+	}
 }
 
 var upstream = envoystandin.Upstream{Status: 200}
@@ -404,19 +406,19 @@ func TestObserveAllocatesNothing(t *testing.T) {
 	allowed := e.Policy.Decide(preflightReq("https://app.example.com"))
 	denied := e.Policy.Decide(preflightReq("https://evil.example"))
 	info := extproc.RequestInfo{Method: "OPTIONS", Authority: "api.example.com", Path: "/", Origin: "https://app.example.com"}
-	h.obs.ObserveRequest(e, allowed, info) // first use resolves the counter
-	if a := testing.AllocsPerRun(1000, func() { h.obs.ObserveRequest(e, allowed, info) }); a != 0 {
+	h.obs.ObserveDecision(e, allowed, info) // first use resolves the counter
+	if a := testing.AllocsPerRun(1000, func() { h.obs.ObserveDecision(e, allowed, info) }); a != 0 {
 		t.Errorf("an allowed decision allocates %v times, want 0", a)
 	}
 	quiet := observe.New(prometheus.NewRegistry(), logr.Discard(), observe.Options{Log: observe.LogNone})
 	evil := info
 	evil.Origin = "https://evil.example"
-	quiet.ObserveRequest(e, denied, evil)
+	quiet.ObserveDecision(e, denied, evil)
 	if a := testing.AllocsPerRun(1000, func() {
 		evil.Origin = "https://evil.example"
-		quiet.ObserveRequest(e, denied, evil)
+		quiet.ObserveDecision(e, denied, evil)
 		evil.Origin = "https://other.example" // a new origin replaces a slot: still nothing allocated
-		quiet.ObserveRequest(e, denied, evil)
+		quiet.ObserveDecision(e, denied, evil)
 	}); a != 0 {
 		t.Errorf("a denial with logging off allocates %v times, want 0", a)
 	}
@@ -436,14 +438,14 @@ func TestOriginsStayBoundedUnderAFlood(t *testing.T) {
 	// request in eleven: more than 1/OriginsCapacity of them.
 	for i := range 10_000 {
 		info.Origin = fmt.Sprintf("https://spoof-%d.example", i)
-		h.obs.ObserveRequest(e, denied, info)
+		h.obs.ObserveDecision(e, denied, info)
 		if i%10 == 0 {
 			info.Origin = "https://partner.example"
-			h.obs.ObserveRequest(e, denied, info)
+			h.obs.ObserveDecision(e, denied, info)
 		}
 	}
 	info.Origin = "https://" + strings.Repeat("x", 300) + ".example"
-	h.obs.ObserveRequest(e, denied, info)
+	h.obs.ObserveDecision(e, denied, info)
 	d := h.origins(t, "?namespace=shop&name=orders").Policies[0].Denied
 	if d.Requests != 11_001 || len(d.Origins) != observe.OriginsCapacity {
 		t.Fatalf("denied = %d requests in %d origins, want 11001 in %d", d.Requests, len(d.Origins), observe.OriginsCapacity)
