@@ -94,8 +94,12 @@ test-envtest: envtest-assets helm kustomize promtool ## CRD rules, controllers, 
 	go test -count=1 $(ENVTEST_PKGS)
 
 .PHONY: test-e2e
-test-e2e: envtest-assets ## Browser end-to-end tests in Chromium, Firefox and WebKit (apt-installed if missing; E2E_ENGINES=firefox for one) through corsgate, file and Kubernetes modes.
+test-e2e: envtest-assets ## Browser end-to-end tests in Chromium, Firefox and WebKit (E2E_ENGINES=firefox for one) through corsgate, file and Kubernetes modes. A missing engine fails at once; only under CI (CI=true) is it apt-installed.
 	hack/e2e.sh
+
+.PHONY: install-browsers
+install-browsers: ## apt-install the browser engines of E2E_ENGINES (default all three) that are missing; sudo when not root.
+	hack/install-browsers.sh
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (a short seed-and-explore pass in `make test`).
