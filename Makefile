@@ -38,7 +38,7 @@ FUZZTIME ?= 10s
 MODULES := . bench test/e2e
 # Test tiers by package: unit tests need nothing but Go; envtest tests start a
 # real kube-apiserver and etcd (bin/k8s), and the binary tests build corsgate.
-UNIT_PKGS := ./internal/... ./extproc/... ./test/envoystandin/... ./test/gen/...
+UNIT_PKGS := ./internal/... ./extproc/... ./test/envoystandin/... ./test/gen/... ./hack/...
 ENVTEST_PKGS := ./api/... ./controllers/... ./cmd/... ./test/deploy/... ./test/devproxy/...
 
 ##@ General
@@ -50,9 +50,10 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC from the API markers.
+manifests: controller-gen ## Generate the CRD and RBAC from the API markers, and the chart's values.schema.json from its commented values.yaml.
 	$(CONTROLLER_GEN) rbac:roleName=corsgate crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@if [ -d charts/corsgate/crds ]; then cp config/crd/bases/*.yaml charts/corsgate/crds/; fi
+	go run ./hack/values-schema -values charts/corsgate/values.yaml -out charts/corsgate/values.schema.json
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -71,7 +72,7 @@ lint: golangci-lint ## golangci-lint (.golangci.yml: the linters, gofmt/goimport
 	@for m in $(MODULES); do echo "golangci-lint $$m"; (cd $$m && $(GOLANGCI_LINT) run --build-tags e2e --config $(CURDIR)/.golangci.yml ./...) || exit 1; done
 
 .PHONY: verify
-verify: manifests generate ## Fail when generated files (CRD, RBAC, deepcopy, the chart's CRD copy) or go.mod/go.sum are stale.
+verify: manifests generate ## Fail when generated files (CRD, RBAC, deepcopy, the chart's CRD copy and values.schema.json) or go.mod/go.sum are stale.
 	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
 		echo "generated files are stale; run 'make manifests generate' and commit:"; git status --porcelain -- api config charts; \
 		git diff --stat -- api config charts; exit 1; fi
@@ -94,8 +95,12 @@ test-envtest: envtest-assets helm kustomize promtool ## CRD rules, controllers, 
 	go test -count=1 $(ENVTEST_PKGS)
 
 .PHONY: test-e2e
-test-e2e: envtest-assets ## Browser end-to-end tests in Chromium, Firefox and WebKit (apt-installed if missing; E2E_ENGINES=firefox for one) through corsgate, file and Kubernetes modes.
+test-e2e: envtest-assets ## Browser end-to-end tests in Chromium, Firefox and WebKit (E2E_ENGINES=firefox for one) through corsgate, file and Kubernetes modes. A missing engine fails at once; only under CI (CI=true) is it apt-installed.
 	hack/e2e.sh
+
+.PHONY: install-browsers
+install-browsers: ## apt-install the browser engines of E2E_ENGINES (default all three) that are missing; sudo when not root.
+	hack/install-browsers.sh
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (a short seed-and-explore pass in `make test`).

@@ -3,12 +3,17 @@
 # and WebKit make real cross-origin fetch() calls through the Envoy stand-in
 # and a corsgate binary, in file mode and against envtest's kube-apiserver.
 #
-# Installs the engines it needs through apt when they are missing
-# (hack/install-browsers.sh), runs the suite in its own session, and
-# afterwards fails if any process the suite started (corsgate, the browsers
-# and their helpers, WebKitWebDriver, Xvfb, etcd, kube-apiserver, kubectl) is
-# still alive: cleanup is part of what the suite must get right. The suite
-# starts and stops its own Xvfb for WebKit.
+# Checks that the engines it needs are installed (hack/install-browsers.sh
+# --check): when one is missing it fails at once, saying what to install and
+# how. Only under CI (CI set to anything but "" or "false", as GitHub Actions
+# and GitLab set it) does it install them through apt itself; elsewhere
+# installing is `make install-browsers`, asked for explicitly.
+#
+# It runs the suite in its own session, and afterwards fails if any process
+# the suite started (corsgate, the browsers and their helpers,
+# WebKitWebDriver, Xvfb, etcd, kube-apiserver, kubectl) is still alive:
+# cleanup is part of what the suite must get right. The suite starts and
+# stops its own Xvfb for WebKit.
 #
 # Environment: E2E_ENGINES (default chromium,firefox,webkit: run one engine
 # with E2E_ENGINES=firefox), KUBEBUILDER_ASSETS (default bin/k8s),
@@ -19,7 +24,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export E2E_ENGINES=${E2E_ENGINES:-chromium,firefox,webkit}
-hack/install-browsers.sh
+case ${CI:-} in
+"" | false) hack/install-browsers.sh --check ;;
+*) hack/install-browsers.sh ;;
+esac
 export KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$PWD/bin/k8s}
 export E2E_ARTIFACTS_DIR=${E2E_ARTIFACTS_DIR:-${TMPDIR:-/tmp}/corsgate-e2e-artifacts}
 rm -rf "$E2E_ARTIFACTS_DIR"

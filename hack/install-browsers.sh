@@ -12,15 +12,31 @@
 #
 # CHROMIUM, FIREFOX, CERTUTIL, WEBKIT_DRIVER, MINIBROWSER and XVFB name the
 # binaries the tests run, as in test/e2e.
+#
+# `make install-browsers` runs it. With --check it installs nothing: it fails
+# at once, naming the missing binaries, their packages and the command to run
+# (hack/e2e.sh checks this way outside CI, so that `make test` never installs
+# system packages behind the user's back).
 set -euo pipefail
+
+check=false
+case ${1:-} in
+--check) check=true ;;
+"") ;;
+*)
+  echo "usage: $0 [--check]" >&2
+  exit 2
+  ;;
+esac
 
 engines=${E2E_ENGINES:-chromium,firefox,webkit}
 missing=()
+absent=()
 need() { # need BINARY PACKAGE...: the packages, when BINARY is not there
   local bin=$1
   shift
   if [ ! -x "$bin" ]; then
-    echo "install-browsers: $bin is missing: installing $*"
+    absent+=("  $bin (Debian: $*)")
     missing+=("$@")
   fi
 }
@@ -48,6 +64,21 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | paste -sd' ' -)
+if $check; then
+  {
+    echo "install-browsers: E2E_ENGINES=$engines needs binaries that are missing:"
+    printf '%s\n' "${absent[@]}"
+    echo "Install them (apt-get, as root or through sudo) with:"
+    echo "  E2E_ENGINES=$engines make install-browsers    # or: sudo apt-get install $packages"
+    echo "or run fewer engines, e.g.:"
+    echo "  E2E_ENGINES=chromium make test-e2e"
+    echo "(make test installs them itself only under CI, when CI is set and not 'false'.)"
+  } >&2
+  exit 1
+fi
+echo "install-browsers: installing $packages for:"
+printf '%s\n' "${absent[@]}"
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-browsers: apt-get is not available: install ${missing[*]} (or set the variables above to the binaries)" >&2
   exit 1
@@ -58,4 +89,5 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 # A package that is missing is usually missing from a stale package list.
 $sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q $(printf '%s\n' "${missing[@]}" | sort -u)
+# shellcheck disable=SC2086 # one word per package
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q $packages

@@ -69,8 +69,8 @@ func toAnyMap(m map[string]string) map[string]any {
 
 // TestKustomizeMatchesChart: config/default and the chart with default values
 // (release "corsgate" in corsgate-system) build the same objects, field for
-// field; kustomize adds only the Namespace and the CRD, which Helm handles
-// itself (--create-namespace, crds/).
+// field; kustomize adds only the Namespace and the CRDs, which a Helm install
+// gets otherwise (TestKustomizeExtrasMatchHelmInstall).
 func TestKustomizeMatchesChart(t *testing.T) {
 	t.Parallel()
 	chart := mustRender(t, nil)
@@ -94,6 +94,57 @@ func TestKustomizeMatchesChart(t *testing.T) {
 			}
 			t.Errorf("%s differs between config/ and the chart%s:\n%s", key(want), hint, yamlDiff(t, comparable(t, got), comparable(t, want)))
 		}
+	}
+}
+
+// TestKustomizeExtrasMatchHelmInstall: what config/default builds beyond the
+// chart is what a Helm install gets by other means. The CRDs are the chart's
+// crds/ files, spec for spec (kustomize adds its labels to them); the
+// Namespace is the release namespace, enforcing the Pod Security level that
+// docs/install.md has Helm users label it with.
+func TestKustomizeExtrasMatchHelmInstall(t *testing.T) {
+	t.Parallel()
+	var crds, namespaces []*unstructured.Unstructured
+	for _, obj := range kustomizeBuild(t, "default") {
+		switch obj.GetKind() {
+		case "CustomResourceDefinition":
+			crds = append(crds, obj)
+		case "Namespace":
+			namespaces = append(namespaces, obj)
+		}
+	}
+
+	paths, err := filepath.Glob(repoPath(t, "charts", "corsgate", "crds", "*.yaml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no CRDs in charts/corsgate/crds (%v)", err)
+	}
+	var inChart []*unstructured.Unstructured
+	for _, path := range paths {
+		inChart = append(inChart, readObjects(t, "charts", "corsgate", "crds", filepath.Base(path))...)
+	}
+	if got, want := keys(crds), keys(inChart); !slices.Equal(got, want) {
+		t.Fatalf("kustomize builds the CRDs %v, the chart's crds/ holds %v", got, want)
+	}
+	for _, want := range inChart {
+		got := mustFind(t, crds, want.GetKind(), want.GetName())
+		if !reflect.DeepEqual(got.Object["spec"], want.Object["spec"]) {
+			t.Errorf("%s: the spec kustomize builds differs from charts/corsgate/crds (run make manifests)", key(want))
+		}
+	}
+
+	guide, err := os.ReadFile(repoPath(t, "docs", "install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`kubectl label namespace (\S+) pod-security\.kubernetes\.io/enforce=(\S+)`).FindSubmatch(guide)
+	if m == nil || string(m[1]) != releaseNamespace {
+		t.Fatalf("docs/install.md does not label namespace %s with a Pod Security level (found %q)", releaseNamespace, m)
+	}
+	if len(namespaces) != 1 || namespaces[0].GetName() != releaseNamespace {
+		t.Fatalf("config/default builds the Namespaces %v, want %s only", keys(namespaces), releaseNamespace)
+	}
+	if got, want := namespaces[0].GetLabels()["pod-security.kubernetes.io/enforce"], string(m[2]); got != want {
+		t.Errorf("config/default's Namespace enforces Pod Security %q, the install guide's Helm namespace %q", got, want)
 	}
 }
 
