@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"strings"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -45,14 +47,15 @@ func ancestorStatus(obj *v1alpha1.CorsPolicy, res compile.Result) []gwapiv1.Poli
 }
 
 func refKey(r gwapiv1.ParentReference) string {
-	s := ""
+	var s strings.Builder
 	for _, p := range []*string{(*string)(r.Group), (*string)(r.Kind), (*string)(r.Namespace), (*string)(r.SectionName)} {
 		if p != nil {
-			s += *p
+			s.WriteString(*p)
 		}
-		s += "/"
+		s.WriteString("/")
 	}
-	return s + string(r.Name)
+	s.WriteString(string(r.Name))
+	return s.String()
 }
 
 // sameAncestors reports whether two results say the same of every ancestor.

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -68,7 +68,7 @@ func (w *StatusWriter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Re
 	if res.Err != nil && !wasInvalid && w.Recorder != nil {
 		w.Recorder.Eventf(&obj, nil, "Warning", v1alpha1.ReasonInvalid, "Validate", "%s", truncate(compile.Message(res.Err), 1000))
 	}
-	log.FromContext(ctx).V(1).Info("status written", "accepted", res.Err == nil, "serving", res.Serving)
+	logf.FromContext(ctx).V(1).Info("status written", "accepted", res.Err == nil, "serving", res.Serving)
 	return ctrl.Result{}, nil
 }
 

@@ -14,7 +14,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -98,7 +97,7 @@ func TestAncestorStatus(t *testing.T) {
 			status = metav1.ConditionTrue
 		}
 		return gwapiv1.PolicyAncestorStatus{
-			AncestorRef:    gwapiv1.ParentReference{Group: ptr.To(gwapiv1.Group("gateway.networking.k8s.io")), Kind: ptr.To(gwapiv1.Kind("Gateway")), Namespace: ptr.To(gwapiv1.Namespace("infra")), Name: gwapiv1.ObjectName(fmt.Sprintf("edge-%d", i))},
+			AncestorRef:    gwapiv1.ParentReference{Group: new(gwapiv1.Group("gateway.networking.k8s.io")), Kind: new(gwapiv1.Kind("Gateway")), Namespace: new(gwapiv1.Namespace("infra")), Name: gwapiv1.ObjectName(fmt.Sprintf("edge-%d", i))},
 			ControllerName: v1alpha1.ControllerName,
 			Conditions:     []metav1.Condition{{Type: "Accepted", Status: status, Reason: reason, Message: "m", LastTransitionTime: metav1.Now(), ObservedGeneration: obj.Generation}},
 		}

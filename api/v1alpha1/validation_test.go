@@ -15,7 +15,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
@@ -112,7 +111,7 @@ func validationCases() []validationCase {
 				AllowMethods:        []string{"GET", "PUT", "DELETE", "patch"},
 				AllowHeaders:        []string{"content-type", "X-Request-ID", "authorization"},
 				ExposeHeaders:       []string{"x-trace-id"},
-				MaxAge:              ptr.To[int32](600),
+				MaxAge:              new(int32(600)),
 				AllowCredentials:    true,
 				AllowPrivateNetwork: true,
 				UnmatchedPreflight:  v1alpha1.UnmatchedPreflightForward,
@@ -139,11 +138,11 @@ func validationCases() []validationCase {
 		},
 		{
 			desc: "maxAge 0 (no caching) is the lower bound",
-			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: ptr.To[int32](0)},
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: new(int32(0))},
 		},
 		{
 			desc: "maxAge 86400 is the upper bound",
-			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: ptr.To[int32](86400)},
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: new(int32(86400))},
 		},
 
 		// Spec-level CEL rules.
@@ -410,12 +409,12 @@ func validationCases() []validationCase {
 		// Numbers and enums.
 		{
 			desc: "negative maxAge",
-			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: ptr.To[int32](-1)},
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: new(int32(-1))},
 			want: `spec.maxAge: Invalid value: -1: spec.maxAge in body should be greater than or equal to 0`,
 		},
 		{
 			desc: "maxAge above a day",
-			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: ptr.To[int32](86401)},
+			spec: v1alpha1.CorsPolicySpec{AllowOrigins: []string{app}, MaxAge: new(int32(86401))},
 			want: `spec.maxAge: Invalid value: 86401: spec.maxAge in body should be less than or equal to 86400`,
 		},
 		{
@@ -492,7 +491,7 @@ func targetRef(kind, name, section string) gwapiv1.LocalPolicyTargetReferenceWit
 		Group: v1alpha1.GatewayGroup, Kind: gwapiv1.Kind(kind), Name: gwapiv1.ObjectName(name),
 	}}
 	if section != "" {
-		r.SectionName = ptr.To(gwapiv1.SectionName(section))
+		r.SectionName = new(gwapiv1.SectionName(section))
 	}
 	return r
 }

@@ -39,9 +39,7 @@ func BenchmarkAuditCluster10000(b *testing.B) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
 	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := w; i < n; i += 16 {
 				ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", i), Namespace: "default"},
 					Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: fmt.Sprintf("h%d.example.com", i)}}}}
@@ -56,7 +54,7 @@ func BenchmarkAuditCluster10000(b *testing.B) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

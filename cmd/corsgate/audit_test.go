@@ -263,9 +263,7 @@ spec:
 	var wg sync.WaitGroup
 	errs := make(chan error, plain)
 	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := w; i < plain; i += 8 {
 				ing := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("plain-%d", i), Namespace: "default"},
 					Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: fmt.Sprintf("p%d.example.com", i)}}}}
@@ -274,7 +272,7 @@ spec:
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

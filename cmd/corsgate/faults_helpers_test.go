@@ -344,9 +344,7 @@ type load struct {
 func startLoad(sim *envoystandin.Sim, workers int, asks ...ask) *load {
 	l := &load{asks: asks, stop: make(chan struct{})}
 	for w := range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
+		l.wg.Go(func() {
 			for i := w; ; i++ {
 				select {
 				case <-l.stop:
@@ -368,7 +366,7 @@ func startLoad(sim *envoystandin.Sim, workers int, asks ...ask) *load {
 				l.mu.Unlock()
 				time.Sleep(5 * time.Millisecond) // leave the CPU to the control plane
 			}
-		}()
+		})
 	}
 	return l
 }

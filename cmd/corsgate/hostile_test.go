@@ -103,7 +103,7 @@ func run(t *testing.T, args ...string) *proc {
 func (p *proc) waitLog(t *testing.T, subs ...string) string {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, line := range strings.Split(p.out.String(), "\n") {
+		for line := range strings.SplitSeq(p.out.String(), "\n") {
 			all := true
 			for _, s := range subs {
 				all = all && strings.Contains(line, s)
@@ -187,9 +187,7 @@ func TestTornWriteThroughTheBinary(t *testing.T) {
 	start := time.Now()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			select {
 			case <-done:
@@ -206,7 +204,7 @@ func TestTornWriteThroughTheBinary(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-	}()
+	})
 
 	// The same policy rewritten: only the order of the fields changes, so
 	// every complete version answers the same.
@@ -392,15 +390,13 @@ func TestIdleStreamsThroughTheBinary(t *testing.T) {
 		codesSeen := make([]codes.Code, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				stream, err := client.Process(ctx)
 				if err == nil {
 					_, err = stream.Recv()
 				}
 				codesSeen[i] = status.Code(err)
-			}()
+			})
 		}
 		wg.Wait()
 		return codesSeen
@@ -453,9 +449,7 @@ func TestOversizedOriginThroughTheBinary(t *testing.T) {
 		var wg sync.WaitGroup
 		var worst atomic.Int64
 		for range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				began := time.Now()
 				res, err := preflight(sim)
 				took := time.Since(began)
@@ -465,7 +459,7 @@ func TestOversizedOriginThroughTheBinary(t *testing.T) {
 				if err != nil || res.Status != 403 || res.UpstreamReached || len(res.Headers.Values("access-control-allow-origin")) != 0 {
 					t.Errorf("1 MiB Origin: %+v %v, want 403 at the edge without CORS headers", res, err)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		t.Logf("16 concurrent 1 MiB Origins: slowest answered in %v", time.Duration(worst.Load()).Round(time.Millisecond))

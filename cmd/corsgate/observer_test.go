@@ -58,9 +58,9 @@ func httpGet(t *testing.T, url string) string {
 
 // sample finds one sample line of the text exposition.
 func sample(metrics, prefix string) string {
-	for _, l := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(l, prefix) {
-			return strings.TrimSpace(strings.TrimPrefix(l, prefix))
+	for l := range strings.SplitSeq(metrics, "\n") {
+		if after, ok := strings.CutPrefix(l, prefix); ok {
+			return strings.TrimSpace(after)
 		}
 	}
 	return ""

@@ -487,9 +487,9 @@ func acceptedAt(gen int64) []metav1.Condition {
 
 func listener(name, host string, from gwapiv1.FromNamespaces) gwapiv1.Listener {
 	l := gwapiv1.Listener{Name: gwapiv1.SectionName(name), Port: 80, Protocol: gwapiv1.HTTPProtocolType,
-		AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: ptr.To(from)}}}
+		AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: new(from)}}}
 	if host != "" {
-		l.Hostname = ptr.To(gwapiv1.Hostname(host))
+		l.Hostname = new(gwapiv1.Hostname(host))
 	}
 	return l
 }
@@ -516,16 +516,16 @@ func (tn *tenancy) route(t *testing.T, ns, name, parent string, hostnames []stri
 	t.Helper()
 	pns, pname, _ := strings.Cut(parent, "/")
 	r := &gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	r.Spec.ParentRefs = []gwapiv1.ParentReference{{Name: gwapiv1.ObjectName(pname), Namespace: ptr.To(gwapiv1.Namespace(pns))}}
+	r.Spec.ParentRefs = []gwapiv1.ParentReference{{Name: gwapiv1.ObjectName(pname), Namespace: new(gwapiv1.Namespace(pns))}}
 	for _, h := range hostnames {
 		r.Spec.Hostnames = append(r.Spec.Hostnames, gwapiv1.Hostname(h))
 	}
 	for _, rule := range rules {
 		rname, prefix, ok := strings.Cut(rule, "=")
-		hr := gwapiv1.HTTPRouteRule{Name: ptr.To(gwapiv1.SectionName(rname)),
-			BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: ptr.To(gwapiv1.PortNumber(8080))}}}}}
+		hr := gwapiv1.HTTPRouteRule{Name: new(gwapiv1.SectionName(rname)),
+			BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: new(gwapiv1.PortNumber(8080))}}}}}
 		if ok {
-			hr.Matches = []gwapiv1.HTTPRouteMatch{{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchPathPrefix), Value: ptr.To(prefix)}}}
+			hr.Matches = []gwapiv1.HTTPRouteMatch{{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchPathPrefix), Value: new(prefix)}}}
 		}
 		r.Spec.Rules = append(r.Spec.Rules, hr)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -107,22 +106,22 @@ func createOwnedBackground(b *testing.B, n, grants, routes int) {
 func benchGateway(ns string) *gwapiv1.Gateway {
 	return &gwapiv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench"}, Spec: gwapiv1.GatewaySpec{
 		GatewayClassName: "eg",
-		Listeners: []gwapiv1.Listener{{Name: "http", Port: 80, Protocol: gwapiv1.HTTPProtocolType, Hostname: ptr.To(gwapiv1.Hostname("*.bg.example.com")),
-			AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: ptr.To(gwapiv1.NamespacesFromAll)}}}},
+		Listeners: []gwapiv1.Listener{{Name: "http", Port: 80, Protocol: gwapiv1.HTTPProtocolType, Hostname: new(gwapiv1.Hostname("*.bg.example.com")),
+			AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: new(gwapiv1.NamespacesFromAll)}}}},
 	}}
 }
 
 // benchRoute is an HTTPRoute under gw for host, /v1 and /v2.
 func benchRoute(ns, name string, gw *gwapiv1.Gateway, host string) *gwapiv1.HTTPRoute {
 	r := &gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	r.Spec.ParentRefs = []gwapiv1.ParentReference{{Name: gwapiv1.ObjectName(gw.Name), Namespace: ptr.To(gwapiv1.Namespace(gw.Namespace))}}
+	r.Spec.ParentRefs = []gwapiv1.ParentReference{{Name: gwapiv1.ObjectName(gw.Name), Namespace: new(gwapiv1.Namespace(gw.Namespace))}}
 	r.Spec.Hostnames = []gwapiv1.Hostname{gwapiv1.Hostname(host)}
 	var matches []gwapiv1.HTTPRouteMatch
 	for _, p := range []string{"/v1", "/v2"} {
-		matches = append(matches, gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchPathPrefix), Value: ptr.To(p)}})
+		matches = append(matches, gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchPathPrefix), Value: new(p)}})
 	}
 	r.Spec.Rules = []gwapiv1.HTTPRouteRule{{Matches: matches,
-		BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: ptr.To(gwapiv1.PortNumber(8080))}}}}}}
+		BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: new(gwapiv1.PortNumber(8080))}}}}}}
 	return r
 }
 

@@ -61,7 +61,7 @@ func ParseGatewayClasses(s string) (GatewayClasses, error) {
 		return nil, nil
 	}
 	c := GatewayClasses{}
-	for _, n := range strings.Split(s, ",") {
+	for n := range strings.SplitSeq(s, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			c[n] = true
 		}
@@ -515,10 +515,8 @@ func hostList(h string) []string {
 }
 
 func appendNew(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
+	if slices.Contains(list, s) {
+		return list
 	}
 	return append(list, s)
 }

@@ -9,7 +9,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/utils/ptr"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -86,9 +85,9 @@ func gateway(listeners ...string) *gwapiv1.Gateway {
 	for _, l := range listeners {
 		name, host, _ := strings.Cut(l, "=")
 		li := gwapiv1.Listener{Name: gwapiv1.SectionName(name), Port: 443, Protocol: gwapiv1.HTTPSProtocolType,
-			AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: ptr.To(gwapiv1.NamespacesFromAll)}}}
+			AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: new(gwapiv1.NamespacesFromAll)}}}
 		if host != "" {
-			li.Hostname = ptr.To(gwapiv1.Hostname(host))
+			li.Hostname = new(gwapiv1.Hostname(host))
 		}
 		gw.Spec.Listeners = append(gw.Spec.Listeners, li)
 	}
@@ -100,7 +99,7 @@ func gateway(listeners ...string) *gwapiv1.Gateway {
 // (name: path prefixes).
 func route(hostnames []string, rules map[string][]string) *gwapiv1.HTTPRoute {
 	r := &gwapiv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: "shop", Generation: 3}}
-	parent := gwapiv1.ParentReference{Name: "edge", Namespace: ptr.To(gwapiv1.Namespace("infra"))}
+	parent := gwapiv1.ParentReference{Name: "edge", Namespace: new(gwapiv1.Namespace("infra"))}
 	r.Spec.ParentRefs = []gwapiv1.ParentReference{parent}
 	for _, h := range hostnames {
 		r.Spec.Hostnames = append(r.Spec.Hostnames, gwapiv1.Hostname(h))
@@ -110,9 +109,9 @@ func route(hostnames []string, rules map[string][]string) *gwapiv1.HTTPRoute {
 		if !ok {
 			continue
 		}
-		rule := gwapiv1.HTTPRouteRule{Name: ptr.To(gwapiv1.SectionName(name))}
+		rule := gwapiv1.HTTPRouteRule{Name: new(gwapiv1.SectionName(name))}
 		for _, p := range prefixes {
-			rule.Matches = append(rule.Matches, gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchPathPrefix), Value: ptr.To(p)}})
+			rule.Matches = append(rule.Matches, gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchPathPrefix), Value: new(p)}})
 		}
 		r.Spec.Rules = append(r.Spec.Rules, rule)
 	}
@@ -128,7 +127,7 @@ func targets(refs ...string) gen.Option {
 			ref := gwapiv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwapiv1.LocalPolicyTargetReference{
 				Group: v1alpha1.GatewayGroup, Kind: gwapiv1.Kind(kind), Name: gwapiv1.ObjectName(name)}}
 			if section != "" {
-				ref.SectionName = ptr.To(gwapiv1.SectionName(section))
+				ref.SectionName = new(gwapiv1.SectionName(section))
 			}
 			p.Spec.TargetRefs = append(p.Spec.TargetRefs, ref)
 		}
@@ -236,11 +235,11 @@ func TestUnexpressibleMatchesAreReportedNotWidened(t *testing.T) {
 	r := route([]string{"shop.example.com"}, map[string][]string{"checkout": {"/checkout"}})
 	rule := &r.Spec.Rules[0]
 	rule.Matches = append(rule.Matches,
-		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchExact), Value: ptr.To("/login")}},
-		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchRegularExpression), Value: ptr.To("/v[0-9]+/.*")}},
-		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchPathPrefix), Value: ptr.To("/admin")},
+		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchExact), Value: new("/login")}},
+		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchRegularExpression), Value: new("/v[0-9]+/.*")}},
+		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchPathPrefix), Value: new("/admin")},
 			Headers: []gwapiv1.HTTPHeaderMatch{{Name: "x-admin", Value: "1"}}},
-		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchPathPrefix), Value: ptr.To("/orders")}, Method: ptr.To(gwapiv1.HTTPMethodGet)},
+		gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchPathPrefix), Value: new("/orders")}, Method: new(gwapiv1.HTTPMethodGet)},
 	)
 	w := &world{gateways: map[string]*gwapiv1.Gateway{"infra/edge": gateway("https=*.example.com")}, routes: map[string]*gwapiv1.HTTPRoute{"team/shop": r}}
 	b := compile.NewBuilder()
@@ -414,7 +413,7 @@ func TestAdmitSkippedOnlyForServedTargetRefs(t *testing.T) {
 // and HTTPS listeners by default).
 func TestListenerAllowedRoutes(t *testing.T) {
 	t.Parallel()
-	selector := &gwapiv1.RouteNamespaces{From: ptr.To(gwapiv1.NamespacesFromSelector),
+	selector := &gwapiv1.RouteNamespaces{From: new(gwapiv1.NamespacesFromSelector),
 		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"edge": "public"}}}
 	for _, tc := range []struct {
 		desc   string

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
@@ -27,9 +26,9 @@ func teamRoute(ns, name string, age time.Duration, hostnames []string, rules ...
 	r.Namespace, r.Name = ns, name
 	r.CreationTimestamp = metav1.NewTime(gen.Epoch.Add(age))
 	for i, prefixes := range rules {
-		rule := gwapiv1.HTTPRouteRule{Name: ptr.To(gwapiv1.SectionName("r" + string(rune('0'+i))))}
+		rule := gwapiv1.HTTPRouteRule{Name: new(gwapiv1.SectionName("r" + string(rune('0'+i))))}
 		for _, p := range prefixes {
-			rule.Matches = append(rule.Matches, gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: ptr.To(gwapiv1.PathMatchPathPrefix), Value: ptr.To(p)}})
+			rule.Matches = append(rule.Matches, gwapiv1.HTTPRouteMatch{Path: &gwapiv1.HTTPPathMatch{Type: new(gwapiv1.PathMatchPathPrefix), Value: new(p)}})
 		}
 		r.Spec.Rules = append(r.Spec.Rules, rule)
 	}

@@ -72,7 +72,7 @@ func referenceOriginAllowed(o string) bool {
 	if !ok || labels == "" {
 		return false
 	}
-	for _, l := range strings.Split(labels, ".") {
+	for l := range strings.SplitSeq(labels, ".") {
 		if l == "" || strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
 			return false
 		}
@@ -100,7 +100,7 @@ func referenceHeadersAllowed(acrh string) bool {
 	if len(acrh) > 4096 {
 		return false
 	}
-	for _, name := range strings.Split(acrh, ",") {
+	for name := range strings.SplitSeq(acrh, ",") {
 		name = strings.Trim(name, " \t")
 		if name == "" {
 			continue

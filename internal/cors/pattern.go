@@ -136,7 +136,7 @@ func checkDomain(h string) string {
 	if len(h) > 253 {
 		return "has a host longer than 253 characters"
 	}
-	for _, label := range strings.Split(h, ".") {
+	for label := range strings.SplitSeq(h, ".") {
 		if label == "" {
 			return "has an empty label in its host (a leading, trailing or doubled dot): remove it"
 		}

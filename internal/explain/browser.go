@@ -233,7 +233,7 @@ func preflightCheck(view map[string]string, r *cors.Request, credentials bool) (
 
 func splitList(s string) []string {
 	var out []string
-	for _, v := range strings.Split(s, ",") {
+	for v := range strings.SplitSeq(s, ",") {
 		if v = strings.Trim(v, " \t"); v != "" {
 			out = append(out, v)
 		}

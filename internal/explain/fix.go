@@ -158,7 +158,7 @@ func findFix(policies []filesource.Object, req Request, res *Result, opts Option
 		}
 		cur = next
 	}
-	for step := 0; step < maxFixSteps; step++ {
+	for range maxFixSteps {
 		if cur != nil && (cur.Browser.Allowed || cur.Browser.NotCORS) {
 			if warnings, err := compileWarnings(&work[idx].Policy); err == nil {
 				fix.Warnings = warnings
@@ -608,7 +608,7 @@ func (f *Fix) writeText(p func(string, ...any)) {
 	for _, wn := range f.Warnings {
 		p("  warning: %s", wn)
 	}
-	for _, line := range strings.Split(strings.TrimRight(f.YAML, "\n"), "\n") {
+	for line := range strings.SplitSeq(strings.TrimRight(f.YAML, "\n"), "\n") {
 		p("    %s", line)
 	}
 }

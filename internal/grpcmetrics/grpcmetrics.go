@@ -8,6 +8,8 @@ package grpcmetrics
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,7 +121,7 @@ func NewServerMetrics() *ServerMetrics {
 		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grpc_server_handled_total",
 			Help: "Total number of RPCs completed on the server, regardless of success or failure.",
-		}, append(labels[:len(labels):len(labels)], "grpc_code")),
+		}, append(slices.Clip(labels), "grpc_code")),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grpc_server_msg_received_total",
 			Help: "Total number of RPC stream messages received on the server.",
@@ -190,9 +192,7 @@ func (m *ServerMetrics) lookup(fullMethod string, typ grpcType) *methodMetrics {
 	mm.started = m.started.WithLabelValues(mm.labels[:]...)
 	next := make(map[methodKey]*methodMetrics, 1)
 	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
+		maps.Copy(next, *old)
 	}
 	next[key] = mm
 	m.methods.Store(&next)

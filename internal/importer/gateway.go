@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,7 +183,7 @@ func (c *conv) gatewayCORS(cf map[string]any) {
 		c.spec.AllowCredentials = credentials
 		var rxs []string
 		for _, rx := range c.spec.AllowOriginRegexes {
-			if !slicesContains(anyHost, rx) {
+			if !slices.Contains(anyHost, rx) {
 				rxs = append(rxs, rx)
 			}
 		}
@@ -192,13 +193,13 @@ func (c *conv) gatewayCORS(cf map[string]any) {
 		c.varies(c.field+".allowOrigins", "the gateway")
 	}
 	c.spec.AllowMethods = c.methods(strList(cf, "allowMethods"), "the route")
-	if slicesContains(c.spec.AllowMethods, "*") && credentials {
+	if slices.Contains(c.spec.AllowMethods, "*") && credentials {
 		c.risk(EchoWithCredentials, Low, c.field+".allowMethods", `allowed the methods "*" with credentials, which the Gateway API answers by echoing the requested method`,
 			"a page of an allowed origin (or a script injected into one) may send any method with the user's cookies",
 			`echoes any method too ("*" with credentials)`, "list the methods the application serves")
 	}
 	hs := c.headers(strList(cf, "allowHeaders"))
-	if slicesContains(hs, "*") {
+	if slices.Contains(hs, "*") {
 		c.echoHeaders(credentials, c.field+".allowHeaders", `allowed the request headers "*", which Envoy-based gateways answer by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
@@ -288,19 +289,19 @@ func importSecurityPolicy(o Object) ([]*conv, error) {
 	}
 	c.varies("spec.cors.allowOrigins", "Envoy (Envoy Gateway)")
 	ms := c.methods(strList(cf, "allowMethods"), "Envoy Gateway")
-	if slicesContains(ms, "*") && len(ms) > 1 {
+	if slices.Contains(ms, "*") && len(ms) > 1 {
 		c.warn(`listed "*" among other methods, which Envoy Gateway reads as "*" alone`, `allows every method with "*"`, "")
 		ms = []string{"*"}
 	}
 	c.spec.AllowMethods = ms
 	hs := c.headers(strList(cf, "allowHeaders"))
-	if slicesContains(hs, "*") {
+	if slices.Contains(hs, "*") {
 		c.echoHeaders(credentials, "spec.cors.allowHeaders", `allowed the request headers "*" (alone or among others), which Envoy answers by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
 	c.spec.AllowHeaders = hs
 	ex := c.headers(strList(cf, "exposeHeaders"))
-	if slicesContains(ex, "*") {
+	if slices.Contains(ex, "*") {
 		ex = []string{"*"}
 	}
 	c.spec.ExposeHeaders = ex

@@ -3,6 +3,7 @@ package importer
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -123,17 +124,17 @@ func (c *conv) istioCORS(cp map[string]any) {
 	}
 	c.varies(c.field+".allowOrigins", "Envoy (Istio)")
 	c.spec.AllowMethods = c.methods(strList(cp, "allowMethods"), "Istio")
-	if slicesContains(c.spec.AllowMethods, "*") && len(c.spec.AllowMethods) > 1 {
+	if slices.Contains(c.spec.AllowMethods, "*") && len(c.spec.AllowMethods) > 1 {
 		c.spec.AllowMethods = []string{"*"}
 	}
 	hs := c.headers(strList(cp, "allowHeaders"))
-	if slicesContains(hs, "*") {
+	if slices.Contains(hs, "*") {
 		c.echoHeaders(credentials, c.field+".allowHeaders", `allowed the request headers "*", which Envoy answers by echoing every requested header, Authorization included`)
 		hs = []string{"*"}
 	}
 	c.spec.AllowHeaders = hs
 	ex := c.headers(strList(cp, "exposeHeaders"))
-	if slicesContains(ex, "*") {
+	if slices.Contains(ex, "*") {
 		ex = []string{"*"}
 	}
 	c.spec.ExposeHeaders = ex
@@ -291,13 +292,4 @@ paths:
 		return
 	}
 	c.tidyScope()
-}
-
-func slicesContains(l []string, v string) bool {
-	for _, x := range l {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -87,7 +87,7 @@ func importIngress(o Object) ([]*conv, error) {
 		}
 	}
 	if !star {
-		for _, e := range strings.Split(value, ",") {
+		for e := range strings.SplitSeq(value, ",") {
 			if e == "" {
 				continue // empty entries are ignored
 			}

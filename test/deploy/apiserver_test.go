@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/corsgate/corsgate/test/envtesting"
 )
@@ -34,7 +34,7 @@ var (
 func TestMain(m *testing.M) {
 	// Failures reach the tests as errors and warnings; the library log adds
 	// nothing.
-	ctrllog.SetLogger(logr.Discard())
+	logf.SetLogger(logr.Discard())
 	code := m.Run()
 	if cluster != nil {
 		if err := cluster.Stop(); err != nil {

@@ -9,7 +9,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -107,7 +107,7 @@ func checkExtProcFilter(t *testing.T, filter *hcmv3.HttpFilter) string {
 	if filter.GetName() != extProcFilterName {
 		t.Errorf("filter name = %q, want %q (per-route configuration is keyed by it)", filter.GetName(), extProcFilterName)
 	}
-	ep := unpack(t, filter.GetTypedConfig(), &extprocv3.ExternalProcessor{})
+	ep := unpack(t, filter.GetTypedConfig(), &extprocfilterv3.ExternalProcessor{})
 	if !ep.GetFailureModeAllow() {
 		t.Error("failure_mode_allow is false; the examples fail open (see examples/README.md)")
 	}
@@ -118,13 +118,13 @@ func checkExtProcFilter(t *testing.T, filter *hcmv3.HttpFilter) string {
 		t.Error("allow_mode_override is false: Envoy would ignore corsgate's mode_override and always send response headers")
 	}
 	pm := ep.GetProcessingMode()
-	want := &extprocv3.ProcessingMode{
-		RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
-		ResponseHeaderMode:  extprocv3.ProcessingMode_SEND,
-		RequestBodyMode:     extprocv3.ProcessingMode_NONE,
-		ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
-		RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
-		ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+	want := &extprocfilterv3.ProcessingMode{
+		RequestHeaderMode:   extprocfilterv3.ProcessingMode_SEND,
+		ResponseHeaderMode:  extprocfilterv3.ProcessingMode_SEND,
+		RequestBodyMode:     extprocfilterv3.ProcessingMode_NONE,
+		ResponseBodyMode:    extprocfilterv3.ProcessingMode_NONE,
+		RequestTrailerMode:  extprocfilterv3.ProcessingMode_SKIP,
+		ResponseTrailerMode: extprocfilterv3.ProcessingMode_SKIP,
 	}
 	if !proto.Equal(pm, want) {
 		t.Errorf("processing_mode = %v, want headers SEND both ways and no bodies or trailers", pm)
@@ -192,7 +192,7 @@ func TestEnvoyBootstrapExample(t *testing.T) {
 					t.Errorf("route %v configures filter %q, which is not in the chain", route.GetMatch(), name)
 					continue
 				}
-				if perRoute := unpack(t, cfg, &extprocv3.ExtProcPerRoute{}); !perRoute.GetDisabled() {
+				if perRoute := unpack(t, cfg, &extprocfilterv3.ExtProcPerRoute{}); !perRoute.GetDisabled() {
 					t.Errorf("route %v: ExtProcPerRoute does not disable the filter", route.GetMatch())
 				}
 			}

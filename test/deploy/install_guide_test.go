@@ -95,7 +95,7 @@ func guideCommands(body string) []string {
 	var cmds []string
 	var cur []string
 	end := "" // the here-document delimiter being read
-	for _, line := range strings.Split(body, "\n") {
+	for line := range strings.SplitSeq(body, "\n") {
 		switch {
 		case end != "":
 			cur = append(cur, line)
@@ -394,7 +394,7 @@ func startPod(t *testing.T, cfg *rest.Config, root string) *guidePod {
 
 	sa := d.Spec.Template.Spec.ServiceAccountName
 	tr, err := cs.CoreV1().ServiceAccounts(releaseNamespace).CreateToken(ctx, sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptrTo(int64(3600))},
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("a token for ServiceAccount %s: %v", sa, err)
@@ -476,5 +476,3 @@ func podArgs(t *testing.T, d *appsv1.Deployment) ([]string, string) {
 	}
 	return args, probe
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -261,10 +262,10 @@ func (tb *tab) edgeSent(t *testing.T, url string, kind requestKind) received {
 	deadline := time.Now().Add(hangGuard)
 	for {
 		all := tb.edge.matching("", path)
-		for i := len(all) - 1; i >= 0; i-- {
-			if (all[i].Method == "OPTIONS") == (kind == kindPreflight) {
-				r := received{status: all[i].Status, headers: map[string]string{}}
-				for k, v := range all[i].RespHeader {
+		for _, a := range slices.Backward(all) {
+			if (a.Method == "OPTIONS") == (kind == kindPreflight) {
+				r := received{status: a.Status, headers: map[string]string{}}
+				for k, v := range a.RespHeader {
 					r.headers[strings.ToLower(k)] = strings.Join(v, "\n")
 				}
 				return r
@@ -349,8 +350,8 @@ func (e *tabEvents) record(f func()) {
 
 // last is the id of the last request of kind for url. The caller holds mu.
 func (e *tabEvents) last(url string, kind requestKind) (string, bool) {
-	for i := len(e.requests) - 1; i >= 0; i-- {
-		if r := e.requests[i]; r.url == url && r.kind == kind {
+	for _, r := range slices.Backward(e.requests) {
+		if r.url == url && r.kind == kind {
 			return r.id, true
 		}
 	}

@@ -53,9 +53,7 @@ func startConnectProxy(t *testing.T, edgeAddr, pagesAddr string) string {
 		mu.Lock()
 		tunnels[client], tunnels[up] = true, true
 		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			done := make(chan struct{})
 			go func() {
 				// Bytes the client sent right after its CONNECT (a TLS
@@ -71,7 +69,7 @@ func startConnectProxy(t *testing.T, edgeAddr, pagesAddr string) string {
 			delete(tunnels, client)
 			delete(tunnels, up)
 			mu.Unlock()
-		}()
+		})
 	})}
 	go func() {
 		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -113,13 +114,11 @@ func upstreamApp(t *testing.T) (*httptest.Server, *recorder) {
 			return
 		}
 		if r.Method == http.MethodOptions {
-			for _, s := range segments {
-				if s == "auth" {
-					status = http.StatusUnauthorized
-					h.Set("WWW-Authenticate", `Bearer realm="upstream"`)
-					http.Error(w, "authentication required", status)
-					return
-				}
+			if slices.Contains(segments, "auth") {
+				status = http.StatusUnauthorized
+				h.Set("WWW-Authenticate", `Bearer realm="upstream"`)
+				http.Error(w, "authentication required", status)
+				return
 			}
 			status = http.StatusNotFound
 			http.NotFound(w, r)

@@ -4,6 +4,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"maps"
 	"net/textproto"
 	"os"
 	"path/filepath"
@@ -51,7 +52,7 @@ func (tb *tab) saysWhy(t *testing.T, r request, preflight bool) {
 		x.RequestHeaders = append(x.RequestHeaders, n)
 	}
 	for n, v := range rec.headers {
-		for _, line := range strings.Split(v, "\n") {
+		for line := range strings.SplitSeq(v, "\n") {
 			x.Headers = append(x.Headers, textproto.CanonicalMIMEHeaderKey(n)+": "+line)
 		}
 	}
@@ -186,9 +187,7 @@ func browserWords(t *testing.T, s *suite) {
 	tb := s.browser.open(t, app)
 	put := func(path string, headers map[string]string) request {
 		h := map[string]string{"Content-Type": "application/json"}
-		for k, v := range headers {
-			h[k] = v
-		}
+		maps.Copy(h, headers)
 		return request{URL: api + "/dryrun/words/" + path, Method: "PUT", Body: `{}`, Headers: h}
 	}
 	for _, c := range []struct {

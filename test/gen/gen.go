@@ -10,6 +10,7 @@ package gen
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -67,9 +68,7 @@ func WithLabels(kv map[string]string) Option {
 		if p.Labels == nil {
 			p.Labels = map[string]string{}
 		}
-		for k, v := range kv {
-			p.Labels[k] = v
-		}
+		maps.Copy(p.Labels, kv)
 	}
 }
 

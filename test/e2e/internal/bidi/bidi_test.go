@@ -72,14 +72,12 @@ func TestCallResultErrorAndEvents(t *testing.T) {
 	// Concurrent calls each get their own answer.
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var got struct{ N int }
 			if err := c.Call(ctx, "echo", map[string]int{"n": i}, &got); err != nil || got.N != i {
 				t.Errorf("echo %d: got %d, %v", i, got.N, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 
