@@ -396,9 +396,7 @@ func TestConcurrentRequestsOverOneConnection(t *testing.T) {
 			if tc.ignoreModeOverride {
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				res, err := sim.Do(context.Background(), tc.req, tc.upstream)
 				if err != nil {
 					t.Errorf("round %d, %s: Do: %v", i, tc.desc, err)
@@ -407,7 +405,7 @@ func TestConcurrentRequestsOverOneConnection(t *testing.T) {
 				if got := corsView(res.Headers); res.Status != tc.wantStatus || !slices.Equal(got, tc.wantCORS) {
 					t.Errorf("round %d, %s: got %d\n%s\nwant %d\n%s", i, tc.desc, res.Status, got, tc.wantStatus, tc.wantCORS)
 				}
-			}()
+			})
 		}
 	}
 	wg.Wait()

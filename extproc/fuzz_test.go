@@ -1,6 +1,7 @@
 package extproc_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -122,10 +123,5 @@ func checkResponsePhase(t *testing.T, m *extprocv3.HeaderMutation, upstream []st
 }
 
 func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(list, s)
 }

@@ -1,6 +1,7 @@
 package extproc
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/corsgate/corsgate/internal/cors"
@@ -95,20 +96,11 @@ func upstreamAccessControl(upstream []header.Field, names []string) []string {
 		return nil
 	}
 	for _, h := range upstream {
-		if k := h.Name; strings.HasPrefix(k, cors.PrefixAccessControl) && !contains(names, k) {
+		if k := h.Name; strings.HasPrefix(k, cors.PrefixAccessControl) && !slices.Contains(names, k) {
 			names = append(names, k)
 		}
 	}
 	return names
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // mergeVary returns the Vary value the response must carry: the upstream's

@@ -52,10 +52,7 @@ func lowerBound(i int) int64 {
 
 // Record adds one latency.
 func (h *Histogram) Record(d time.Duration) {
-	v := int64(d)
-	if v > maxBucketV {
-		v = maxBucketV
-	}
+	v := min(int64(d), maxBucketV)
 	h.counts[bucketOf(v)]++
 	h.n++
 	if v > h.max {

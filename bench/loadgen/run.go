@@ -81,9 +81,7 @@ func Run(ctx context.Context, l Load) Result {
 		interval = time.Duration(float64(time.Second) / l.Rate)
 	}
 	for w := range l.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sim := l.Sims[w%len(l.Sims)]
 			var h Histogram
 			var done uint64
@@ -127,13 +125,10 @@ func Run(ctx context.Context, l Load) Result {
 			res.Latency.Merge(&h)
 			res.Requests += done
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
-	if res.Elapsed > l.Duration {
-		res.Elapsed = l.Duration
-	}
+	res.Elapsed = min(time.Since(start), l.Duration)
 	res.Errors = errs.Load()
 	res.Messages = sentMessages(l.Sims) - msgs0
 	return res

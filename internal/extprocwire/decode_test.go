@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -283,8 +283,8 @@ func decodeCases(tb testing.TB) []decodeCase {
 	}
 	withFlow := requestHeadersMsg(preflight[:3], true)
 	withFlow.ProtocolConfig = &extprocv3.ProtocolConfiguration{
-		RequestBodyMode:                         filterv3.ProcessingMode_FULL_DUPLEX_STREAMED,
-		ResponseBodyMode:                        filterv3.ProcessingMode_BUFFERED,
+		RequestBodyMode:                         extprocfilterv3.ProcessingMode_FULL_DUPLEX_STREAMED,
+		ResponseBodyMode:                        extprocfilterv3.ProcessingMode_BUFFERED,
 		SendBodyWithoutWaitingForHeaderResponse: true,
 	}
 	withFlow.FlowControlInit = &extprocv3.ProcessingRequest_FlowControlInit{

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"reflect"
@@ -210,8 +211,7 @@ func parseObject(file string, doc, item int, js []byte) ([]Object, []error) {
 	}
 	named := func(errs []error) []error {
 		for _, e := range errs {
-			var de *DocError
-			if errors.As(e, &de) {
+			if de, ok := errors.AsType[*DocError](e); ok {
 				de.Object = object
 			}
 		}
@@ -452,8 +452,7 @@ func join(path, k string) string {
 // embedded structs' fields included) to their types.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
+	for f := range t.Fields() {
 		tag := f.Tag.Get("json")
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "-" && opts == "" || !f.IsExported() && !f.Anonymous {
@@ -464,9 +463,7 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			ft = ft.Elem()
 		}
 		if name == "" && (f.Anonymous || strings.Contains(opts, "inline")) && ft.Kind() == reflect.Struct {
-			for k, v := range jsonFields(ft) {
-				out[k] = v
-			}
+			maps.Copy(out, jsonFields(ft))
 			continue
 		}
 		if name == "" {

@@ -1,7 +1,6 @@
 package filesource_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -130,8 +129,7 @@ func TestWatchReloadsAndKeepsLastGood(t *testing.T) {
 	if err := src.Load(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	go src.Watch(ctx)
 	// fsnotify needs its watch in place before the first edit; a first
 	// harmless write tells us when it is.
@@ -362,8 +360,7 @@ func TestTornWriteNeverServed(t *testing.T) {
 	if err := src.Load(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := t.Context()
 	go src.Watch(ctx)
 	time.Sleep(100 * time.Millisecond) // the watch in place
 

@@ -36,7 +36,7 @@ func NormalizeHost(h string) (string, error) {
 	case strings.Contains(name, "*"):
 		return "", fmt.Errorf(`%s has a wildcard that is not the leftmost label: write e.g. "*.example.com" (any subdomain of example.com)`, cors.Quote(h))
 	}
-	for _, label := range strings.Split(name, ".") {
+	for label := range strings.SplitSeq(name, ".") {
 		if label == "" || len(label) > 63 {
 			return "", fmt.Errorf("%s has an empty or over-long label: write a DNS name such as %q", cors.Quote(h), "api.example.com")
 		}

@@ -106,7 +106,12 @@ func ServeExtProc(tb testing.TB, store *table.Store) *envoystandin.Sim {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- (&extproc.Runner{Server: extproc.NewServer(store), Listener: lis}).Start(ctx) }()
-	tb.Cleanup(func() { cancel(); <-done })
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("the ext_proc server: %v", err)
+		}
+	})
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
