@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -97,8 +98,8 @@ type Runner struct {
 	// ShutdownTimeout bounds the graceful stop; after it, remaining streams
 	// are cut. Zero means DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
-	// Limits bound streams and their sizes; the zero value means the
-	// defaults (see Limits).
+	// Limits bound streams and their sizes. The zero value limits nothing
+	// (see Limits); the binary passes its flags, DefaultLimits unless set.
 	Limits Limits
 	// Options are appended to ServerOptions() and the limits' options.
 	Options []grpc.ServerOption
@@ -112,11 +113,14 @@ func (r *Runner) Start(ctx context.Context) error {
 	if r.Server == nil || r.Listener == nil {
 		return errors.New("extproc: Runner needs a Server and a Listener")
 	}
+	if err := r.Limits.Validate(); err != nil {
+		return fmt.Errorf("extproc: %w", err)
+	}
 	// register's goroutine and the health Watch streams end with ctx; end it
 	// on every return, also when Serve fails.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	limiter := &streamLimiter{limits: r.Limits.withDefaults(), epoch: time.Now()}
+	limiter := &streamLimiter{limits: r.Limits, epoch: time.Now()}
 	swept := make(chan struct{})
 	go func() { limiter.sweep(ctx); close(swept) }()
 	defer func() { cancel(); <-swept }()

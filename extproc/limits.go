@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -16,32 +17,37 @@ import (
 )
 
 // Limits bound what the clients of one server can hold: streams, their idle
-// time, and the bytes of their headers and messages. The defaults are far
-// above anything Envoy does; they only stop a client that is not Envoy, or an
-// Envoy gone wrong, from holding memory and goroutines without end.
+// time, and the bytes of their headers and messages. They only stop a client
+// that is not Envoy, or an Envoy gone wrong, from holding memory and
+// goroutines without end; DefaultLimits are far above anything Envoy does,
+// and are what the binary's --grpc-* flags default to.
+//
+// A zero field sets no limit of corsgate's own, as a 0 on the command line
+// does: no idle timeout, no cap on streams, and grpc-go's own defaults for
+// the transport's settings (no per-connection stream limit, 16 MiB of
+// header list, 4 MiB messages). The zero Limits is therefore no limits at
+// all; negative values are refused by Validate.
 type Limits struct {
 	// StreamIdleTimeout ends an ext_proc stream that receives no message for
 	// this long, with DEADLINE_EXCEEDED. Between request_headers and
 	// response_headers Envoy waits for the upstream, so this must exceed the
 	// slowest upstream response (or request upload) behind the gateway.
-	// Zero means DefaultStreamIdleTimeout; negative disables it.
 	StreamIdleTimeout time.Duration
 	// MaxStreamsPerConnection is advertised as HTTP/2
 	// SETTINGS_MAX_CONCURRENT_STREAMS: a client at the limit waits for a
 	// stream to end or opens another connection (Envoy's connection pool
-	// does the latter); nothing is refused. Zero means the default.
+	// does the latter); nothing is refused.
 	MaxStreamsPerConnection int
 	// MaxStreams caps the ext_proc streams open at once over all
 	// connections; one beyond it is refused at once with RESOURCE_EXHAUSTED
-	// (Envoy then applies failure_mode_allow). Zero means the default;
-	// negative disables it.
+	// (Envoy then applies failure_mode_allow).
 	MaxStreams int
 	// MaxHeaderListBytes bounds the HTTP/2 header list (the gRPC metadata) of
-	// each stream a client opens. Zero means the default.
+	// each stream a client opens.
 	MaxHeaderListBytes int
 	// MaxMessageBytes bounds one received ext_proc message, which carries the
 	// HTTP request's or response's headers; larger messages are refused by
-	// gRPC before they are decoded. Zero means the default.
+	// gRPC before they are decoded.
 	MaxMessageBytes int
 }
 
@@ -73,23 +79,36 @@ const (
 	DefaultMaxMessageBytes = 4 << 20
 )
 
-func (l Limits) withDefaults() Limits {
-	if l.StreamIdleTimeout == 0 {
-		l.StreamIdleTimeout = DefaultStreamIdleTimeout
+// DefaultLimits are the limits the binary serves with unless its flags say
+// otherwise.
+func DefaultLimits() Limits {
+	return Limits{
+		StreamIdleTimeout:       DefaultStreamIdleTimeout,
+		MaxStreamsPerConnection: DefaultMaxStreamsPerConnection,
+		MaxStreams:              DefaultMaxStreams,
+		MaxHeaderListBytes:      DefaultMaxHeaderListBytes,
+		MaxMessageBytes:         DefaultMaxMessageBytes,
 	}
-	if l.MaxStreamsPerConnection <= 0 {
-		l.MaxStreamsPerConnection = DefaultMaxStreamsPerConnection
+}
+
+// Validate refuses a negative limit, naming the flag that sets it: zero is
+// how a limit is turned off.
+func (l Limits) Validate() error {
+	for _, f := range []struct {
+		flag string
+		neg  bool
+	}{
+		{"--grpc-stream-idle-timeout", l.StreamIdleTimeout < 0},
+		{"--grpc-max-streams-per-connection", l.MaxStreamsPerConnection < 0},
+		{"--grpc-max-streams", l.MaxStreams < 0},
+		{"--grpc-max-header-list-bytes", l.MaxHeaderListBytes < 0},
+		{"--grpc-max-message-bytes", l.MaxMessageBytes < 0},
+	} {
+		if f.neg {
+			return fmt.Errorf("%s is negative: write 0 for no limit, or leave the flag out for the default", f.flag)
+		}
 	}
-	if l.MaxStreams == 0 {
-		l.MaxStreams = DefaultMaxStreams
-	}
-	if l.MaxHeaderListBytes <= 0 {
-		l.MaxHeaderListBytes = DefaultMaxHeaderListBytes
-	}
-	if l.MaxMessageBytes <= 0 {
-		l.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	return l
+	return nil
 }
 
 // processMethod is the one method the limits on ext_proc streams apply to;
@@ -119,12 +138,16 @@ const idleSweeps = 8
 
 // options returns the grpc.ServerOptions that enforce l.
 func (l *streamLimiter) options() []grpc.ServerOption {
-	maxPerConn := uint32(min(l.limits.MaxStreamsPerConnection, math.MaxUint32))
-	opts := []grpc.ServerOption{
-		grpc.MaxConcurrentStreams(maxPerConn),
-		grpc.MaxHeaderListSize(uint32(min(l.limits.MaxHeaderListBytes, math.MaxUint32))),
-		grpc.MaxRecvMsgSize(l.limits.MaxMessageBytes),
-		grpc.ChainStreamInterceptor(l.intercept),
+	opts := []grpc.ServerOption{grpc.ChainStreamInterceptor(l.intercept)}
+	// Zero leaves grpc-go's own default in place.
+	if n := l.limits.MaxStreamsPerConnection; n > 0 {
+		opts = append(opts, grpc.MaxConcurrentStreams(uint32(min(n, math.MaxUint32))))
+	}
+	if n := l.limits.MaxHeaderListBytes; n > 0 {
+		opts = append(opts, grpc.MaxHeaderListSize(uint32(min(n, math.MaxUint32))))
+	}
+	if n := l.limits.MaxMessageBytes; n > 0 {
+		opts = append(opts, grpc.MaxRecvMsgSize(n))
 	}
 	if l.limits.StreamIdleTimeout > 0 {
 		opts = append(opts, grpc.InTapHandle(l.tap))

@@ -15,7 +15,7 @@ import (
 //
 //	go test -run '^$' -bench IdleDeadline -benchmem ./extproc/
 func BenchmarkIdleDeadline(b *testing.B) {
-	l := &streamLimiter{limits: Limits{StreamIdleTimeout: time.Hour}.withDefaults(), epoch: time.Now()}
+	l := &streamLimiter{limits: DefaultLimits(), epoch: time.Now()}
 	info := &tap.Info{FullMethodName: processMethod}
 	b.Run("deadline=none", func(b *testing.B) {
 		b.ReportAllocs()

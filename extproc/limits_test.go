@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,6 +180,41 @@ func TestMaxStreams(t *testing.T) {
 		} else if time.Now().After(deadline) {
 			t.Fatalf("no stream admitted after one ended: %v", err)
 		}
+	}
+}
+
+// The zero Limits limits nothing, as a 0 on the command line says: one
+// connection holds more streams open at once than the default
+// per-connection limit would let it (a stream beyond that limit would wait,
+// and the deadline would fail it).
+func TestZeroLimitsLimitNothing(t *testing.T) {
+	t.Parallel()
+	conn, _ := runLimited(t, extproc.Limits{}, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range extproc.DefaultMaxStreamsPerConnection + 1 {
+		if _, err := openAnswered(t, ctx, conn); err != nil {
+			t.Fatalf("stream %d, all open on one connection, with zero Limits: %v, want an answer", i+1, err)
+		}
+	}
+}
+
+// A negative limit is a mistake, not a way to turn it off: Runner refuses
+// it, naming the flag and what to write.
+func TestNegativeLimitRefused(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	r := &extproc.Runner{Server: extproc.NewServer(newStore(t, appPolicy)), Listener: lis, Limits: extproc.Limits{MaxStreams: -1}}
+	err = r.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "--grpc-max-streams is negative: write 0 for no limit") {
+		t.Fatalf("Start with MaxStreams -1: %v, want a refusal naming --grpc-max-streams", err)
+	}
+	if err := extproc.DefaultLimits().Validate(); err != nil {
+		t.Errorf("DefaultLimits: %v", err)
 	}
 }
 

@@ -94,6 +94,16 @@ func TestHelpOnceAndShortUsageErrors(t *testing.T) {
 	}
 }
 
+// A negative --grpc-* limit is refused before anything starts, with what to
+// write instead: 0 is how a limit is turned off.
+func TestNegativeLimitFlagRefused(t *testing.T) {
+	t.Parallel()
+	out, stderr, code := runBounded(t, binary, "--policies", "testdata/design.yaml", "--grpc-max-message-bytes=-1")
+	if code != 2 || out != "" || !strings.Contains(stderr, "--grpc-max-message-bytes is negative: write 0 for no limit") {
+		t.Errorf("--grpc-max-message-bytes=-1: exit %d, stdout %q, stderr %q; want exit 2 and what to write", code, out, stderr)
+	}
+}
+
 // corsgate version and --version say the version, the commit and the Go
 // version; -ldflags -X sets the first two.
 func TestVersion(t *testing.T) {

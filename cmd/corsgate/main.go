@@ -76,10 +76,10 @@ func main() {
 	flag.BoolVar(&o.allowEmptyPolicies, "allow-empty-policies", false, "File mode: start, and keep running, with no CorsPolicy in --policies. Without it an empty source is refused at start-up, and later never replaces policies being served.")
 	flag.DurationVar(&o.policiesSettle, "policies-settle", filesource.DefaultSettle, "File mode: reload once the policy files have not changed for this long, so that a file written in pieces is never served half-written.")
 	flag.DurationVar(&o.limits.StreamIdleTimeout, "grpc-stream-idle-timeout", extproc.DefaultStreamIdleTimeout, "End an ext_proc stream that receives no message for this long (Envoy waits for the upstream's response headers between two messages); 0 disables.")
-	flag.IntVar(&o.limits.MaxStreamsPerConnection, "grpc-max-streams-per-connection", extproc.DefaultMaxStreamsPerConnection, "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of each gRPC connection; Envoy opens another connection when a connection is full.")
+	flag.IntVar(&o.limits.MaxStreamsPerConnection, "grpc-max-streams-per-connection", extproc.DefaultMaxStreamsPerConnection, "HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS of each gRPC connection; Envoy opens another connection when a connection is full. 0 means no limit.")
 	flag.IntVar(&o.limits.MaxStreams, "grpc-max-streams", extproc.DefaultMaxStreams, "Concurrent ext_proc streams over all connections; a stream beyond it is refused with RESOURCE_EXHAUSTED. 0 means no limit.")
-	flag.IntVar(&o.limits.MaxHeaderListBytes, "grpc-max-header-list-bytes", extproc.DefaultMaxHeaderListBytes, "Largest HTTP/2 header list (gRPC metadata) a client may send on a stream.")
-	flag.IntVar(&o.limits.MaxMessageBytes, "grpc-max-message-bytes", extproc.DefaultMaxMessageBytes, "Largest ext_proc message accepted (it carries the HTTP request's or response's headers).")
+	flag.IntVar(&o.limits.MaxHeaderListBytes, "grpc-max-header-list-bytes", extproc.DefaultMaxHeaderListBytes, "Largest HTTP/2 header list (gRPC metadata) a client may send on a stream. 0 means grpc-go's default (16 MiB).")
+	flag.IntVar(&o.limits.MaxMessageBytes, "grpc-max-message-bytes", extproc.DefaultMaxMessageBytes, "Largest ext_proc message accepted (it carries the HTTP request's or response's headers). 0 means grpc-go's default (4 MiB).")
 	// Configuration errors are answers, not crashes: no Go stack trace below
 	// panic level unless --zap-stacktrace-level asks for one.
 	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
@@ -98,7 +98,10 @@ func main() {
 	if *showVersion {
 		os.Exit(runVersion(nil, os.Stdin, os.Stdout, os.Stderr))
 	}
-	o.limits = flagLimits(o.limits)
+	if err := o.limits.Validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "corsgate: %v\n", err)
+		os.Exit(2)
+	}
 
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(log)
@@ -119,18 +122,6 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("corsgate stopped", "uptime", time.Since(started).Round(time.Millisecond).String())
-}
-
-// flagLimits maps the flags' "0 disables" onto extproc.Limits, where zero
-// means the default and a negative value disables.
-func flagLimits(l extproc.Limits) extproc.Limits {
-	if l.StreamIdleTimeout == 0 {
-		l.StreamIdleTimeout = -1
-	}
-	if l.MaxStreams == 0 {
-		l.MaxStreams = -1
-	}
-	return l
 }
 
 // logModeFlag is --decision-log. The mode is behind a pointer so that the
