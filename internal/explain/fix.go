@@ -121,7 +121,7 @@ func findFix(policies []filesource.Object, req Request, res *Result, opts Option
 		fix.Changes = append(fix.Changes, fmt.Sprintf("create CorsPolicy default/%s for host %s", name, strings.ToLower(host)))
 	} else {
 		for i := range work {
-			if work[i].Policy.Namespace+"/"+work[i].Policy.Name == *res.Policy {
+			if work[i].Policy.Key() == *res.Policy {
 				idx = i
 			}
 		}
@@ -138,6 +138,19 @@ func findFix(policies []filesource.Object, req Request, res *Result, opts Option
 	none := func(why string) *Fix {
 		return &Fix{Policy: fix.Policy, New: fix.New, Source: fix.Source, None: why}
 	}
+	// again explains the request with the changes so far. ok is false when
+	// the search ends, end being its answer: nil when explain fails, or why
+	// not when another policy now decides the request.
+	again := func() (next *Result, end *Fix, ok bool) {
+		next, err := ExplainWith(work, withoutFixSearch(req), opts)
+		if err != nil {
+			return nil, nil, false
+		}
+		if next.Policy == nil || *next.Policy != fix.Policy {
+			return nil, none(fmt.Sprintf("after %s another policy decides the request; change that one, or its hosts and path prefixes", strings.Join(fix.Changes, "; "))), false
+		}
+		return next, nil, true
+	}
 
 	cur := res
 	if fix.New {
@@ -149,12 +162,9 @@ func findFix(policies []filesource.Object, req Request, res *Result, opts Option
 			return none(fmt.Sprintf("%s would decide this request, but it does not compile and explain cannot repair it: %s", fix.Policy, why))
 		}
 		fix.Changes = append(fix.Changes, changes...)
-		next, err := ExplainWith(work, withoutFixSearch(req), opts)
-		if err != nil {
-			return nil
-		}
-		if next.Policy == nil || *next.Policy != fix.Policy {
-			return none(fmt.Sprintf("after %s another policy decides the request; change that one, or its hosts and path prefixes", strings.Join(fix.Changes, "; ")))
+		next, end, ok := again()
+		if !ok {
+			return end
 		}
 		cur = next
 	}
@@ -181,12 +191,9 @@ func findFix(policies []filesource.Object, req Request, res *Result, opts Option
 		if _, err := compileWarnings(&work[idx].Policy); err != nil {
 			return none(fmt.Sprintf("the change that would allow it (%s) makes the policy invalid: %s", strings.Join(fix.Changes, "; "), compile.Message(err)))
 		}
-		next, err := ExplainWith(work, withoutFixSearch(req), opts)
-		if err != nil {
-			return nil
-		}
-		if next.Policy == nil || *next.Policy != fix.Policy {
-			return none(fmt.Sprintf("after %s another policy decides the request; change that one, or its hosts and path prefixes", strings.Join(fix.Changes, "; ")))
+		next, end, ok := again()
+		if !ok {
+			return end
 		}
 		cur = next
 	}

@@ -218,14 +218,14 @@ func Import(objs []Object) *Result {
 					New: fmt.Sprintf("names the policy %q", n), Instead: "rename the policy (metadata.name) as you like"})
 				p.Name = n
 			}
-			key := p.Namespace + "/" + p.Name
+			key := p.Key()
 			if names[key] {
 				p.Name += "-" + strings.ToLower(o.kind())
-				key = p.Namespace + "/" + p.Name
+				key = p.Key()
 			}
 			for i := 2; names[key]; i++ {
 				p.Name = fmt.Sprintf("%s-%d", strings.TrimRight(p.Name, "-0123456789"), i)
-				key = p.Namespace + "/" + p.Name
+				key = p.Key()
 			}
 			names[key] = true
 			res.Policies = append(res.Policies, Policy{Source: c.src, File: o.File, Policy: *p})
