@@ -1,5 +1,7 @@
 # corsgate — kubebuilder's target names; every tool is pinned here and built
-# from the Go module proxy into bin/, so a fresh machine needs nothing else.
+# from the Go module proxy into bin/. The browser tests also need Debian's
+# browser engines: `make install-browsers` installs them (under CI, `make
+# test` does it itself); docs/development.md says what a machine needs.
 
 SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
