@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/corsgate/corsgate/test/envoystandin"
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // These tests run the built binary, as a user would, and drive it through
@@ -49,15 +49,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return envtesting.FreeAddr(t) }
 
 type server struct {
 	cmd    *exec.Cmd

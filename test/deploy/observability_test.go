@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsgate/corsgate/test/envoystandin"
+	"github.com/corsgate/corsgate/test/envtesting"
 )
 
 // The chart's Grafana dashboard and PrometheusRule are checked here: the
@@ -373,12 +373,4 @@ func scrapeBinary(t *testing.T) map[string]bool {
 	return names
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return envtesting.FreeAddr(t) }

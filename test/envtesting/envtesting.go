@@ -16,10 +16,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -349,3 +351,30 @@ func GatewayAPICRDs(resources ...string) ([]string, error) {
 	}
 	return files, nil
 }
+
+// FreeAddr returns a loopback address whose port was free a moment ago and
+// that no other call in this test binary has returned: the kernel may hand
+// a just-closed port out again, and two listeners of one corsgate (metrics
+// and probes) on one port make it exit.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	givenAddrs.Lock()
+	defer givenAddrs.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !givenAddrs.m[addr] {
+			givenAddrs.m[addr] = true
+			return addr
+		}
+	}
+}
+
+var givenAddrs = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
