@@ -37,7 +37,8 @@ func TestKubernetesModeFollowsKubectlApply(t *testing.T) {
 	}
 
 	s := &server{addr: freePort(t), output: &bytes.Buffer{}}
-	s.cmd = exec.Command(binary, "--grpc-bind-address", s.addr, "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+	metricsAddr := freePort(t)
+	s.cmd = exec.Command(binary, "--grpc-bind-address", s.addr, "--metrics-bind-address", metricsAddr, "--health-probe-bind-address", "0",
 		"--leader-elect", "--leader-election-namespace", "default",
 		// No grants here: this test is about following kubectl apply, with
 		// host ownership off (ownership_test.go tests it on).
@@ -79,8 +80,17 @@ func TestKubernetesModeFollowsKubectlApply(t *testing.T) {
 		t.Errorf("kubectl get corspolicies should show hosts and acceptance:\n%s", out)
 	}
 
+	// The policy's decisions are counted; once it is deleted, the table
+	// builder's OnServe hook makes the observer drop its series.
+	series := `corsgate_decisions_total{kind="preflight",mode="Enforce",name="api",namespace="default",outcome="preflight-rejected",reason="origin_not_allowed"} `
+	if got := sample(httpGet(t, "http://"+metricsAddr+"/metrics"), series); got == "" {
+		t.Errorf("no %s series after the refused preflights", series)
+	}
 	kubectl("", "delete", "corspolicy", "api")
 	until("the deleted policy leaving the table", func() bool { return preflight("https://other.example.com") == 405 })
+	until("the deleted policy's series leaving /metrics", func() bool {
+		return sample(httpGet(t, "http://"+metricsAddr+"/metrics"), series) == ""
+	})
 
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	if err := s.cmd.Wait(); err != nil {
