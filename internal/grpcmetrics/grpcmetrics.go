@@ -222,12 +222,7 @@ func (mm *methodMetrics) incHandled(err error) {
 		mm.vecs.handled.WithLabelValues(mm.labels[0], mm.labels[1], mm.labels[2], code.String()).Inc()
 		return
 	}
-	h := &mm.handled[code]
-	if r := h.p.Load(); r != nil {
-		r.Inc()
-		return
-	}
-	h.resolve(mm.vecs.handled, &mm.labels, code.String()).Inc()
+	mm.handled[code].inc(mm.vecs.handled, &mm.labels, code.String())
 }
 
 // grpcCode is the provider's grpc_code of a handler's error: its status
