@@ -1,10 +1,6 @@
 package table
 
-import (
-	"strings"
-
-	"github.com/corsgate/corsgate/internal/cors"
-)
+import "github.com/corsgate/corsgate/internal/cors"
 
 // Decide is how a request is decided, served and explained alike: the
 // table's Match for authority and path (":authority" and ":path"), then the
@@ -25,10 +21,6 @@ func (t *Table) Decide(req *cors.Request, authority, path string) (Match, cors.D
 }
 
 // PathOnly is a :path without its query and fragment, which may carry
-// tokens and have no place in decisions' details or logs.
-func PathOnly(path string) string {
-	if i := strings.IndexAny(path, "?#"); i >= 0 {
-		return path[:i]
-	}
-	return path
-}
+// tokens and have no place in decisions' details or logs: the path as the
+// table reads it (cutQuery).
+func PathOnly(path string) string { return cutQuery(path) }
