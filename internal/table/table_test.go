@@ -151,3 +151,30 @@ func TestStore(t *testing.T) {
 	}
 	s.Swap(tbl) // a second Swap must not close Ready twice
 }
+
+// Within a namespace, a higher-ranked entry takes a key from the older entry
+// that claimed it first, whether the host's prefixes fit the small index or
+// fill the map it moves to past smallIndex; the older entry keeps its other
+// prefixes, and the conflict names the higher-ranked entry the winner.
+func TestRankTakesKeyInEitherIndex(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{2, 12} {
+		prefixes := make([]string, n)
+		for i := range prefixes {
+			prefixes[i] = fmt.Sprintf("/p%d", i)
+		}
+		hosts := entry("hosts", 0, []string{"api.example.com"}, prefixes...)
+		attached := entry("attached", 1, []string{"api.example.com"}, "/p1/")
+		attached.Rank = 2
+		tbl, conflicts := table.New([]table.Entry{hosts, attached})
+		if e := tbl.Lookup("api.example.com", "/p1/x"); e == nil || e.Name != "attached" {
+			t.Errorf("%d prefixes: /p1/x decided by %v, want attached (higher rank, same namespace)", n, e)
+		}
+		if e := tbl.Lookup("api.example.com", "/p0/x"); e == nil || e.Name != "hosts" {
+			t.Errorf("%d prefixes: /p0/x decided by %v, want hosts", n, e)
+		}
+		if len(conflicts) != 1 || conflicts[0].Loser.Name != "hosts" || conflicts[0].Winner.Name != "attached" {
+			t.Errorf("%d prefixes: conflicts %+v, want hosts losing to attached", n, conflicts)
+		}
+	}
+}
