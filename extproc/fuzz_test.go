@@ -88,7 +88,7 @@ func checkResponsePhase(t *testing.T, m *extprocv3.HeaderMutation, upstream []st
 		return
 	}
 	for _, name := range upstreamAC {
-		if !contains(m.GetRemoveHeaders(), name) {
+		if !slices.Contains(m.GetRemoveHeaders(), name) {
 			t.Errorf("upstream %q not removed: %q", name, m.GetRemoveHeaders())
 		}
 	}
@@ -120,8 +120,4 @@ func checkResponsePhase(t *testing.T, m *extprocv3.HeaderMutation, upstream []st
 			t.Errorf("Vary %q lost the upstream's %q", finalVary, tok)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	return slices.Contains(list, s)
 }
