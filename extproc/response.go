@@ -66,7 +66,7 @@ func (a *answer) responseMutation(d *cors.Decision, upstream []header.Field) {
 		case h.Name == cors.HeaderACEH && d.ExposeResponseHeaders:
 			decisionExpose = h.Value
 		default:
-			a.set = append(a.set, header.Field{Name: h.Name, Value: h.Value})
+			a.set = append(a.set, h)
 		}
 	}
 	var expose string
