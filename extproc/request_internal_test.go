@@ -10,7 +10,7 @@ import (
 // TestReadsRequestHeaderMatchesReadRequest keeps the wire decoder's list of
 // request headers (readsRequestHeader) the same as the names readRequest
 // reads: a header readRequest reads but the decoder dropped would silently
-// change decisions on the wire path only.
+// never reach a decision.
 func TestReadsRequestHeaderMatchesReadRequest(t *testing.T) {
 	names := []string{":authority", ":path", ":method", ":scheme", "origin", "host",
 		"access-control-request-method", "access-control-request-headers",

@@ -136,8 +136,8 @@ func Decode(b []byte, r *Request) error {
 
 // FromProto reads m, a message decoded by protobuf-go, into r, as Decode
 // reads its bytes. The header strings alias m's raw values, which must not
-// change while they are used (grpc-go unmarshals every message into memory
-// of its own, and nothing writes to it afterwards).
+// change while they are used (Decode's slow path hands it a message that
+// proto.Unmarshal filled with copies, and nothing writes to it afterwards).
 func FromProto(m *extprocv3.ProcessingRequest, r *Request) {
 	r.Kind, r.ObservabilityMode, r.Headers = KindNone, m.GetObservabilityMode(), r.Headers[:0]
 	var hs *extprocv3.HttpHeaders

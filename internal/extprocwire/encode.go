@@ -15,8 +15,8 @@ import (
 // it never looks into. Each header set is a HeaderValueOption with its value
 // in raw_value, append false and append_action OVERWRITE_IF_EXISTS_OR_ADD,
 // the only form corsgate sends (docs/envoy.md#append-versus-overwrite). A test
-// checks the bytes against the messages the proto path builds
-// (TestEncodeMatchesMessages in package extproc).
+// checks the bytes against the same replies built from go-control-plane's
+// message types (TestEncodeMatchesMessages in package extproc).
 
 // Field numbers (envoy/service/ext_proc/v3/external_processor.proto,
 // envoy/config/core/v3/base.proto, envoy/type/v3/http_status.proto,
