@@ -74,10 +74,6 @@ func (w *world) resolve(ns string, ref gwapiv1.LocalPolicyTargetReferenceWithSec
 	return []compile.Attachment{compile.TargetNotFound(ns, ref)}
 }
 
-func accepted(gen int64) []metav1.Condition {
-	return []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: gen}}
-}
-
 // gateway "infra/edge" with listeners name=hostname ("" for none), HTTPS on
 // 443, admitting routes from every namespace.
 func gateway(listeners ...string) *gwapiv1.Gateway {
@@ -91,7 +87,7 @@ func gateway(listeners ...string) *gwapiv1.Gateway {
 		}
 		gw.Spec.Listeners = append(gw.Spec.Listeners, li)
 	}
-	gw.Status.Conditions = accepted(1)
+	gw.Status.Conditions = gen.AcceptedAt(1)
 	return gw
 }
 
@@ -115,7 +111,7 @@ func route(hostnames []string, rules map[string][]string) *gwapiv1.HTTPRoute {
 		}
 		r.Spec.Rules = append(r.Spec.Rules, rule)
 	}
-	r.Status.Parents = []gwapiv1.RouteParentStatus{{ParentRef: parent, ControllerName: "example.com/gw", Conditions: accepted(3)}}
+	r.Status.Parents = []gwapiv1.RouteParentStatus{{ParentRef: parent, ControllerName: "example.com/gw", Conditions: gen.AcceptedAt(3)}}
 	return r
 }
 
