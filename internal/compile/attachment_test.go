@@ -404,6 +404,31 @@ func TestAdmitSkippedOnlyForServedTargetRefs(t *testing.T) {
 	}
 }
 
+// The same with the real Ownership, which Admit's fake above stands in for:
+// an invalid targetRefs edit of a hosts policy that no grant covers must not
+// make Ownership.Admit pass the last valid hosts spec that keeps serving.
+func TestOwnershipAdmitsTheServedSpecNotTheCurrent(t *testing.T) {
+	t.Parallel()
+	w := &world{gateways: map[string]*gwapiv1.Gateway{"infra/edge": gateway("https=*.example.com")},
+		routes: map[string]*gwapiv1.HTTPRoute{"team/shop": route([]string{"shop.example.com"}, map[string][]string{"checkout": {"/"}})}}
+	b := compile.NewBuilder()
+	own := compile.NewOwnership()
+	b.Resolve, b.Admit, b.Grant = w.resolve, own.Admit, own.Grant
+	build := func(p *v1alpha1.CorsPolicy) (string, []compile.Result) {
+		own.Reset(nil, nil) // no grant at all
+		return servedBy(b, []v1alpha1.CorsPolicy{*p}, "bank.example.com", "/")
+	}
+	claim := gen.CorsPolicy("claim", gen.WithNamespace("team"), gen.WithOrigins("https://app.example.com"), gen.WithHosts("bank.example.com"))
+	if got, results := build(claim); got != "" || results[0].NotGranted == nil {
+		t.Fatalf("ungranted hosts policy: served by %q, NotGranted %v; want refused", got, results[0].NotGranted)
+	}
+	sneaky := gen.CorsPolicy("claim", gen.WithNamespace("team"), gen.WithGeneration(2), gen.WithOrigins("https://App.example.com/"), targets("HTTPRoute/shop"))
+	got, results := build(sneaky)
+	if got != "" || results[0].Serving != compile.NotServed || results[0].NotGranted == nil {
+		t.Errorf("invalid targetRefs edit: served by %q (%s), NotGranted %v; want the last valid hosts spec still refused", got, results[0].Serving, results[0].NotGranted)
+	}
+}
+
 // A listener admits a route by its allowedRoutes: the route's namespace
 // (Same by default, All, or a label Selector) and kind (HTTPRoute on HTTP
 // and HTTPS listeners by default).
