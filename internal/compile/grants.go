@@ -354,12 +354,18 @@ func (o *Ownership) Admit(obj *v1alpha1.CorsPolicy, e *table.Entry) error {
 	o.admitted[key] = true
 	delete(o.withdrawn, key)
 	for _, g := range v.covering {
-		if g.last != key {
-			g.last = key
-			g.admitted = append(g.admitted, key)
-		}
+		g.admit(key)
 	}
 	return nil
+}
+
+// admit records that g covers a claim of the object key, once: a build
+// checks one object's claims together.
+func (g *grant) admit(key string) {
+	if g.last != key {
+		g.last = key
+		g.admitted = append(g.admitted, key)
+	}
 }
 
 // check computes the verdict on e, the entry obj would serve.
@@ -513,10 +519,7 @@ func (o *Ownership) Grant(namespace, key string, c Claim, dst []Claim) []Claim {
 	o.seen[key] = true
 	admitted := func(g *grant) {
 		o.admitted[key] = true
-		if g.last != key {
-			g.last = key
-			g.admitted = append(g.admitted, key)
-		}
+		g.admit(key)
 	}
 	o.candidates = o.hostGrants(o.candidates[:0], c.Host)
 	for _, g := range o.candidates {
