@@ -21,10 +21,6 @@ import (
 
 const gatewayController = "example.com/gateway-controller"
 
-func acceptedAt(gen int64) []metav1.Condition {
-	return []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", Message: "accepted", ObservedGeneration: gen, LastTransitionTime: metav1.Now()}}
-}
-
 // createGateway creates a Gateway with listeners "name=hostname" (HTTP on
 // 80, "" for no hostname), admitting routes from every namespace, and marks
 // it accepted as its controller would.
@@ -43,7 +39,7 @@ func createGateway(t testing.TB, ns, name string, listeners ...string) *gwapiv1.
 	if err := k8s.Create(context.Background(), gw); err != nil {
 		t.Fatal(err)
 	}
-	gw.Status.Conditions = acceptedAt(gw.Generation)
+	gw.Status.Conditions = gen.AcceptedAt(gw.Generation)
 	if err := k8s.Status().Update(context.Background(), gw); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +82,7 @@ func setRouteAccepted(t testing.TB, ns, name string, accept bool) {
 		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &r); err != nil {
 			return err
 		}
-		conds := acceptedAt(r.Generation)
+		conds := gen.AcceptedAt(r.Generation)
 		if !accept {
 			conds[0].Status, conds[0].Reason = metav1.ConditionFalse, "NotAllowedByListeners"
 		}

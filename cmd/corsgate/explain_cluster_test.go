@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"encoding/json"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,16 +16,8 @@ func TestToolsAgainstCluster(t *testing.T) {
 	t.Parallel()
 	cluster := envtesting.New(t, envtesting.Options{})
 	tools := cluster.User(t, "corsgate-tools", "system:masters")
-	kc, assets := tools.Kubeconfig, cluster.Assets
-	apply := func(manifest string) {
-		t.Helper()
-		cmd := exec.Command(filepath.Join(assets, "kubectl"), "--kubeconfig", kc, "apply", "-f", "-")
-		cmd.Stdin = strings.NewReader(manifest)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("kubectl apply: %v\n%s", err, out)
-		}
-	}
-	apply(`apiVersion: policy.corsgate.io/v1alpha1
+	kc := tools.Kubeconfig
+	tools.Kubectl(t, `apiVersion: policy.corsgate.io/v1alpha1
 kind: CorsPolicy
 metadata: {name: orders, namespace: default}
 spec:
@@ -47,7 +37,7 @@ spec:
   rules:
   - host: web.example.com
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
-`)
+`, "apply", "-f", "-")
 
 	explainJSON := func(args ...string) (policy *string, outcome string, invalid int) {
 		t.Helper()

@@ -60,6 +60,7 @@ import (
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/test/envoystandin"
 	"github.com/corsgate/corsgate/test/envtesting"
+	"github.com/corsgate/corsgate/test/gen"
 )
 
 const (
@@ -390,7 +391,7 @@ func startTenancy(t *testing.T) *tenancy {
 		if err := c.Create(ctx, gc); err != nil {
 			t.Fatal(err)
 		}
-		gc.Status.Conditions = acceptedAt(gc.Generation)
+		gc.Status.Conditions = gen.AcceptedAt(gc.Generation)
 		if err := c.Status().Update(ctx, gc); err != nil {
 			t.Fatal(err)
 		}
@@ -480,11 +481,6 @@ func grant(name string, namespaces, hosts []string, prefixes ...string) string {
 	return fmt.Sprintf("apiVersion: policy.corsgate.io/v1alpha1\nkind: CorsHostGrant\nmetadata: {name: %s}\nspec: {%s}\n", name, spec)
 }
 
-func acceptedAt(gen int64) []metav1.Condition {
-	return []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", Message: "accepted",
-		ObservedGeneration: gen, LastTransitionTime: metav1.Now()}}
-}
-
 func listener(name, host string, from gwapiv1.FromNamespaces) gwapiv1.Listener {
 	l := gwapiv1.Listener{Name: gwapiv1.SectionName(name), Port: 80, Protocol: gwapiv1.HTTPProtocolType,
 		AllowedRoutes: &gwapiv1.AllowedRoutes{Namespaces: &gwapiv1.RouteNamespaces{From: new(from)}}}
@@ -503,7 +499,7 @@ func (tn *tenancy) gateway(t *testing.T, ns, name, class string, listeners ...gw
 	if err := tn.c.Create(context.Background(), gw); err != nil {
 		t.Fatal(err)
 	}
-	gw.Status.Conditions = acceptedAt(gw.Generation)
+	gw.Status.Conditions = gen.AcceptedAt(gw.Generation)
 	if err := tn.c.Status().Update(context.Background(), gw); err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +566,7 @@ func (tn *tenancy) routeStatus(t *testing.T, ns, name string, accept func(*gwapi
 			if gw.Spec.GatewayClassName != "eg" {
 				ctl = rogueController
 			}
-			conds := acceptedAt(r.Generation)
+			conds := gen.AcceptedAt(r.Generation)
 			if !accept(&r, &gw) {
 				conds[0].Status, conds[0].Reason, conds[0].Message = metav1.ConditionFalse, "NotAllowedByListeners", "no listener admits the route's namespace"
 			}

@@ -73,7 +73,7 @@ func createOwnedBackground(b *testing.B, n, grants, routes int) {
 	if routes > 0 {
 		gw := benchGateway(namespaces[0])
 		servebench.CreateAll(b, restConfig, k8s.Scheme(), []client.Object{gw})
-		gw.Status.Conditions = acceptedAt(gw.Generation)
+		gw.Status.Conditions = gen.AcceptedAt(gw.Generation)
 		servebench.UpdateStatusAll(b, restConfig, k8s.Scheme(), []client.Object{gw})
 		for i := range routes {
 			r := benchRoute(namespaces[i%10], fmt.Sprintf("bg-%d", i), gw, fmt.Sprintf("p%d.g%d.bg.example.com", i, i%grants))
@@ -96,7 +96,7 @@ func createOwnedBackground(b *testing.B, n, grants, routes int) {
 	for _, obj := range statuses {
 		r := obj.(*gwapiv1.HTTPRoute)
 		r.Status.Parents = []gwapiv1.RouteParentStatus{{ParentRef: r.Spec.ParentRefs[0], ControllerName: "example.com/gateway-controller",
-			Conditions: acceptedAt(r.Generation)}}
+			Conditions: gen.AcceptedAt(r.Generation)}}
 	}
 	servebench.UpdateStatusAll(b, restConfig, k8s.Scheme(), statuses)
 	servebench.WaitServed(b, store, before+n)
@@ -123,9 +123,4 @@ func benchRoute(ns, name string, gw *gwapiv1.Gateway, host string) *gwapiv1.HTTP
 	r.Spec.Rules = []gwapiv1.HTTPRouteRule{{Matches: matches,
 		BackendRefs: []gwapiv1.HTTPBackendRef{{BackendRef: gwapiv1.BackendRef{BackendObjectReference: gwapiv1.BackendObjectReference{Name: "app", Port: new(gwapiv1.PortNumber(8080))}}}}}}
 	return r
-}
-
-func acceptedAt(gen int64) []metav1.Condition {
-	return []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", Message: "accepted",
-		ObservedGeneration: gen, LastTransitionTime: metav1.Now()}}
 }

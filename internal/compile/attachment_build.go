@@ -176,10 +176,7 @@ func (a *ancestors) results(r *Result, ns string) []AncestorResult {
 	out := make([]AncestorResult, len(a.refs))
 	for i, ref := range a.refs {
 		res := AncestorResult{Ref: ref}
-		var cut []Claim
-		if a.cut != nil {
-			cut = a.cut[i]
-		}
+		cut := a.cut[i]
 		switch {
 		case r.Err != nil && r.Serving == NotServed:
 			res.Reason = string(gwapiv1.PolicyReasonInvalid)

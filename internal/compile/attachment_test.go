@@ -74,10 +74,6 @@ func (w *world) resolve(ns string, ref gwapiv1.LocalPolicyTargetReferenceWithSec
 	return []compile.Attachment{compile.TargetNotFound(ns, ref)}
 }
 
-func accepted(gen int64) []metav1.Condition {
-	return []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: gen}}
-}
-
 // gateway "infra/edge" with listeners name=hostname ("" for none), HTTPS on
 // 443, admitting routes from every namespace.
 func gateway(listeners ...string) *gwapiv1.Gateway {
@@ -91,7 +87,7 @@ func gateway(listeners ...string) *gwapiv1.Gateway {
 		}
 		gw.Spec.Listeners = append(gw.Spec.Listeners, li)
 	}
-	gw.Status.Conditions = accepted(1)
+	gw.Status.Conditions = gen.AcceptedAt(1)
 	return gw
 }
 
@@ -115,7 +111,7 @@ func route(hostnames []string, rules map[string][]string) *gwapiv1.HTTPRoute {
 		}
 		r.Spec.Rules = append(r.Spec.Rules, rule)
 	}
-	r.Status.Parents = []gwapiv1.RouteParentStatus{{ParentRef: parent, ControllerName: "example.com/gw", Conditions: accepted(3)}}
+	r.Status.Parents = []gwapiv1.RouteParentStatus{{ParentRef: parent, ControllerName: "example.com/gw", Conditions: gen.AcceptedAt(3)}}
 	return r
 }
 
@@ -405,6 +401,31 @@ func TestAdmitSkippedOnlyForServedTargetRefs(t *testing.T) {
 	got, results := servedBy(b, []v1alpha1.CorsPolicy{*sneaky}, "bank.example.com", "/")
 	if got != "" || results[0].NotGranted == nil {
 		t.Errorf("invalid targetRefs edit of a refused hosts policy: served by %q, NotGranted %v; want the last valid hosts spec still refused", got, results[0].NotGranted)
+	}
+}
+
+// The same with the real Ownership, which Admit's fake above stands in for:
+// an invalid targetRefs edit of a hosts policy that no grant covers must not
+// make Ownership.Admit pass the last valid hosts spec that keeps serving.
+func TestOwnershipAdmitsTheServedSpecNotTheCurrent(t *testing.T) {
+	t.Parallel()
+	w := &world{gateways: map[string]*gwapiv1.Gateway{"infra/edge": gateway("https=*.example.com")},
+		routes: map[string]*gwapiv1.HTTPRoute{"team/shop": route([]string{"shop.example.com"}, map[string][]string{"checkout": {"/"}})}}
+	b := compile.NewBuilder()
+	own := compile.NewOwnership()
+	b.Resolve, b.Admit, b.Grant = w.resolve, own.Admit, own.Grant
+	build := func(p *v1alpha1.CorsPolicy) (string, []compile.Result) {
+		own.Reset(nil, nil) // no grant at all
+		return servedBy(b, []v1alpha1.CorsPolicy{*p}, "bank.example.com", "/")
+	}
+	claim := gen.CorsPolicy("claim", gen.WithNamespace("team"), gen.WithOrigins("https://app.example.com"), gen.WithHosts("bank.example.com"))
+	if got, results := build(claim); got != "" || results[0].NotGranted == nil {
+		t.Fatalf("ungranted hosts policy: served by %q, NotGranted %v; want refused", got, results[0].NotGranted)
+	}
+	sneaky := gen.CorsPolicy("claim", gen.WithNamespace("team"), gen.WithGeneration(2), gen.WithOrigins("https://App.example.com/"), targets("HTTPRoute/shop"))
+	got, results := build(sneaky)
+	if got != "" || results[0].Serving != compile.NotServed || results[0].NotGranted == nil {
+		t.Errorf("invalid targetRefs edit: served by %q (%s), NotGranted %v; want the last valid hosts spec still refused", got, results[0].Serving, results[0].NotGranted)
 	}
 }
 

@@ -127,8 +127,9 @@ func (b *Builder) Build(objs []v1alpha1.CorsPolicy) (*table.Table, []Result) {
 			r.Serving = ServedLastValid
 			entries, entryOwner = append(entries, lv.entry), append(entryOwner, i)
 		}
-		// A targetRefs spec needs no grant (the Gateway decided); which spec
-		// serves, not the current one, says whether this is one.
+		// A targetRefs spec is granted claim by claim once resolved
+		// (attachServing, Builder.Grant); which spec serves, not the current
+		// one, says whether this is one.
 		if b.Admit != nil && r.Serving != NotServed && !b.servesTargets(obj, r.Serving, c) {
 			if err := b.Admit(obj, &entries[len(entries)-1]); err != nil {
 				entries, entryOwner = entries[:len(entries)-1], entryOwner[:len(entryOwner)-1]

@@ -165,8 +165,9 @@ type grant struct {
 }
 
 // Ownership is an index of CorsHostGrants and namespace labels, rebuilt by
-// Reset before each build; Admit checks one object against it. It remembers
-// which objects it admitted, so that a withdrawn policy's status says why.
+// Reset before each build; Admit checks one hosts policy against it, Grant
+// one claim of an attachment. It remembers which objects it admitted, so
+// that a withdrawn policy's status says why.
 // Not safe for concurrent use.
 type Ownership struct {
 	grants   []*grant
@@ -331,14 +332,13 @@ var everyHost, everyPath = []string{""}, []string{"/"}
 
 // Admit returns nil if every claim of e (the entry the builder would serve
 // for obj) is covered by a grant that admits obj's namespace, and a
-// *NotGrantedError otherwise. Policies attached through targetRefs need no
-// grant: the Gateway's listeners decide which namespaces' routes they accept.
+// *NotGrantedError otherwise. The builder asks it only of hosts specs:
+// what a served targetRefs spec attaches to is granted claim by claim, once
+// resolved (Grant). Whether obj's current spec has targetRefs says nothing
+// of e, which may be its last valid hosts spec.
 func (o *Ownership) Admit(obj *v1alpha1.CorsPolicy, e *table.Entry) error {
 	key := obj.Key()
 	o.seen[key] = true
-	if len(obj.Spec.TargetRefs) > 0 {
-		return nil
-	}
 	v, ok := o.verdicts[key]
 	if !ok || obj.Generation == 0 || v.uid != string(obj.UID) || v.generation != obj.Generation ||
 		v.hosts != first(e.Hosts) || v.prefixes != first(e.PathPrefixes) {
@@ -354,12 +354,18 @@ func (o *Ownership) Admit(obj *v1alpha1.CorsPolicy, e *table.Entry) error {
 	o.admitted[key] = true
 	delete(o.withdrawn, key)
 	for _, g := range v.covering {
-		if g.last != key {
-			g.last = key
-			g.admitted = append(g.admitted, key)
-		}
+		g.admit(key)
 	}
 	return nil
+}
+
+// admit records that g covers a claim of the object key, once: a build
+// checks one object's claims together.
+func (g *grant) admit(key string) {
+	if g.last != key {
+		g.last = key
+		g.admitted = append(g.admitted, key)
+	}
 }
 
 // check computes the verdict on e, the entry obj would serve.
@@ -503,8 +509,8 @@ func (o *Ownership) Admitted() map[string][]string {
 }
 
 // Grant appends to dst the parts of claim c of the targetRefs policy key
-// ("namespace/name") that CorsHostGrants to its namespace cover, and returns it: c itself when one grant covers
-// it whole; otherwise the granted hosts within c's host (a wildcard, or
+// ("namespace/name") that CorsHostGrants to its namespace cover, and
+// returns it: c itself when one grant covers it whole; otherwise the granted hosts within c's host (a wildcard, or
 // every host) and the granted prefixes under c's prefix. What a route
 // serves is not chosen by the policy's author alone (the route's and the
 // listeners' hostnames, the rules' matches), so an attachment serves what
@@ -513,10 +519,7 @@ func (o *Ownership) Grant(namespace, key string, c Claim, dst []Claim) []Claim {
 	o.seen[key] = true
 	admitted := func(g *grant) {
 		o.admitted[key] = true
-		if g.last != key {
-			g.last = key
-			g.admitted = append(g.admitted, key)
-		}
+		g.admit(key)
 	}
 	o.candidates = o.hostGrants(o.candidates[:0], c.Host)
 	for _, g := range o.candidates {

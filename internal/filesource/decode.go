@@ -412,13 +412,15 @@ func checkFields(v any, t reflect.Type, path string, report func(field, msg, fix
 }
 
 // overflows says whether the integral f does not fit the integer type t.
+// float64(math.MaxInt64) is 2^63 and float64(math.MaxUint64) 2^64, one past
+// each range: converting them is not defined, so they count as overflows.
 func overflows(f float64, t reflect.Type) bool {
 	z := reflect.New(t).Elem()
 	switch t.Kind() {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return f < 0 || f > math.MaxUint64 || z.OverflowUint(uint64(f))
+		return f < 0 || f >= math.MaxUint64 || z.OverflowUint(uint64(f))
 	}
-	return f < math.MinInt64 || f > math.MaxInt64 || z.OverflowInt(int64(f))
+	return f < math.MinInt64 || f >= math.MaxInt64 || z.OverflowInt(int64(f))
 }
 
 // describe says what a decoded JSON value is, for "is X, not Y".

@@ -84,6 +84,11 @@ func TestLoadErrorsNameFileObjectAndField(t *testing.T) {
 			want: []string{"bad.yaml", "write apiVersion: policy.corsgate.io/v1alpha1"}},
 		{desc: "no name", content: "apiVersion: policy.corsgate.io/v1alpha1\nkind: CorsPolicy\nspec: {allowOrigins: [\"*\"]}\n",
 			want: []string{"bad.yaml", "no metadata.name"}},
+		{desc: "integer out of range", content: "apiVersion: policy.corsgate.io/v1alpha1\nkind: CorsPolicy\nmetadata: {name: api}\nspec: {allowOrigins: [\"*\"], maxAge: 2147483648}\n",
+			want: []string{"bad.yaml", "spec.maxAge", "the number 2147483648 is out of range for a 32-bit integer", "write a smaller number"}},
+		// 2^63 is one past int64's range, and float64 holds it exactly.
+		{desc: "int64 out of range", content: "apiVersion: policy.corsgate.io/v1alpha1\nkind: CorsPolicy\nmetadata: {name: api, generation: 9223372036854775808}\nspec: {allowOrigins: [\"*\"]}\n",
+			want: []string{"bad.yaml", "metadata.generation", "is out of range for a 64-bit integer"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -138,3 +138,11 @@ func Hosts(i int) []string {
 	}
 	return hosts
 }
+
+// AcceptedAt is the Accepted=True condition a Gateway API controller writes
+// on what it accepted at generation: a GatewayClass's or Gateway's
+// status.conditions, a route's status.parents[].conditions.
+func AcceptedAt(generation int64) []metav1.Condition {
+	return []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", Message: "accepted",
+		ObservedGeneration: generation, LastTransitionTime: metav1.Now()}}
+}
