@@ -254,15 +254,15 @@ func eachManifestFile(path string, each func(importer.Object)) error {
 	return importer.ReadEach(f, path, each)
 }
 
-// clusterObjects lists what import reads (audit's kinds but its own
-// CorsPolicies), page by page at the versions the cluster serves.
+// clusterObjects lists what import reads (importer.Kinds), page by page at
+// the versions the cluster serves.
 func clusterObjects(ctx context.Context, c *clusterFlags, namespace string, stderr io.Writer) ([]importer.Object, error) {
 	cl, err := c.client(runtime.NewScheme())
 	if err != nil {
 		return nil, err
 	}
 	var objs []importer.Object
-	err = listEach(ctx, cl, auditKinds[:len(auditKinds)-1], namespace, func(schema.GroupKind) {},
+	err = listEach(ctx, cl, importer.Kinds, namespace, func(schema.GroupKind) {},
 		func(o importer.Object) { objs = append(objs, o) },
 		func(gk schema.GroupKind) {
 			fmt.Fprintf(stderr, "corsgate import: %s is not served by this cluster: skipped\n", gk.Kind)
