@@ -78,6 +78,7 @@ func RunAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset.BoolVar(&allNamespaces, "all-namespaces", false, "Same as -A.")
 	fset.StringVar(&output, "o", "text", "Output: text, json or sarif.")
 	fset.StringVar(&failOn, "fail-on", "", "Exit 1 when a finding is at least this severe: critical, high, medium, low or info.")
+	cluster.files = "-f FILE|DIR|-"
 	cluster.bind(fset)
 	usage := func(w io.Writer) { fset.SetOutput(w); fmt.Fprint(w, auditUsage); fset.PrintDefaults() }
 	pos, err := parseInterleaved(fset, args)

@@ -71,8 +71,8 @@ func RunImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset.StringVar(&namespace, "namespace", "", "With --from-cluster: read this namespace only (default: all).")
 	fset.StringVar(&outputDir, "output-dir", "", "Write one file per policy, <namespace>-<name>.yaml (<namespace>.<name>.yaml where two would share a name), in this folder (created if missing) instead of standard output. Existing files are not overwritten without --force.")
 	fset.BoolVar(&force, "force", false, "With --output-dir: overwrite files that exist.")
+	cluster.files = "-f FILE|DIR|- (without --from-cluster)"
 	cluster.bind(fset)
-	fset.Usage = func() { fmt.Fprint(stderr, importUsage); fset.PrintDefaults() }
 	pos, err := parseInterleaved(fset, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fset.SetOutput(stdout)
