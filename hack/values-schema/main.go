@@ -31,6 +31,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -66,7 +67,7 @@ func generate(src []byte) ([]byte, error) {
 		return nil, err
 	}
 	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("the values are not a map")
+		return nil, errors.New("the values are not a map: the file's top level must be keys (key: value)")
 	}
 	g := generator{lines: strings.Split(string(src), "\n")}
 	// The root's comment block is the file's first one, ahead of any key.
@@ -140,7 +141,7 @@ func (g generator) infer(value *yaml.Node, path string) (map[string]any, error) 
 		case "!!null":
 			return map[string]any{}, nil
 		}
-		return nil, fmt.Errorf("%s: a default of type %s", path, value.Tag)
+		return nil, fmt.Errorf("%s: a default of type %s: quote it to make it a string, or write an integer, number, boolean, list or map", path, value.Tag)
 	case yaml.SequenceNode:
 		s := map[string]any{"type": "array"}
 		for i, item := range value.Content {
@@ -149,7 +150,7 @@ func (g generator) infer(value *yaml.Node, path string) (map[string]any, error) 
 				return nil, err
 			}
 			if first, ok := s["items"].(map[string]any); ok && first["type"] != items["type"] {
-				return nil, fmt.Errorf("%s: items of more than one type", path)
+				return nil, fmt.Errorf("%s: items of more than one type: give the default's items one type (quote a number meant as a string)", path)
 			}
 			s["items"] = items
 		}
@@ -176,7 +177,7 @@ func (g generator) infer(value *yaml.Node, path string) (map[string]any, error) 
 		}
 		return map[string]any{"type": "object", "additionalProperties": false, "properties": properties, "required": required}, nil
 	}
-	return nil, fmt.Errorf("%s: anchors and aliases are not supported", path)
+	return nil, fmt.Errorf("%s: anchors and aliases are not supported: write the value out in full", path)
 }
 
 // commentAbove returns the comment lines directly above a key, with no blank

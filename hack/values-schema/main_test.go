@@ -107,6 +107,8 @@ func TestGenerateRefusesUntypedValues(t *testing.T) {
 		{"list of mixed items", "a: [1, x]\n", "a: items of more than one type"},
 		{"annotation that is not YAML", "# @schema {minimum: [1\na: 1\n", "a: @schema"},
 		{"values that are not a map", "- a\n", "not a map"},
+		{"a default of a type JSON has not", "a: 2001-12-14\n", "a: a default of type !!timestamp: quote it"},
+		{"an alias", "a: &x 1\nb: *x\n", "b: anchors and aliases are not supported: write the value out"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

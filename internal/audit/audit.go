@@ -11,10 +11,12 @@ package audit
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/corsgate/corsgate/api/v1alpha1"
 	"github.com/corsgate/corsgate/internal/importer"
@@ -55,20 +57,16 @@ type Report struct {
 	Skipped []string `json:"skipped,omitempty"`
 }
 
+// Kinds are the kinds audit reads: import's, then corsgate's own
+// CorsPolicy (which import does not read). The cluster mode lists these, and
+// the chart's auditor role grants get and list on exactly these.
+var Kinds = append(slices.Clip(importer.Kinds), corsPolicyKind)
+
+var corsPolicyKind = schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "CorsPolicy"}
+
 // Audited reports whether audit reads objects of this kind.
 func Audited(o importer.Object) bool {
-	kind, _ := o.Doc["kind"].(string)
-	api, _ := o.Doc["apiVersion"].(string)
-	group, _, _ := strings.Cut(api, "/")
-	switch {
-	case kind == "Ingress" && group == "networking.k8s.io",
-		kind == "VirtualService" && group == "networking.istio.io",
-		kind == "HTTPRoute" && group == "gateway.networking.k8s.io",
-		kind == "SecurityPolicy" && group == "gateway.envoyproxy.io",
-		kind == "CorsPolicy" && group == v1alpha1.GroupVersion.Group:
-		return true
-	}
-	return false
+	return slices.Contains(Kinds, o.GroupKind())
 }
 
 // Add audits one object. Objects of other kinds are ignored. It keeps only
@@ -79,7 +77,7 @@ func (r *Report) Add(o importer.Object) {
 		return
 	}
 	r.Objects++
-	if kind, _ := o.Doc["kind"].(string); kind == "CorsPolicy" {
+	if o.GroupKind() == corsPolicyKind {
 		var p v1alpha1.CorsPolicy
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Doc, &p); err != nil {
 			// Not a policy the API server would hold; lint explains it.

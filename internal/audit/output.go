@@ -88,13 +88,15 @@ func (r *Report) WriteSARIF(w io.Writer) error {
 		ShortDescription msg            `json:"shortDescription"`
 		Properties       map[string]any `json:"properties,omitempty"`
 	}
+	type artifact struct {
+		URI string `json:"uri"`
+	}
+	type physical struct {
+		Artifact artifact `json:"artifactLocation"`
+	}
 	type location struct {
-		Physical *struct {
-			Artifact struct {
-				URI string `json:"uri"`
-			} `json:"artifactLocation"`
-		} `json:"physicalLocation,omitempty"`
-		Logical []map[string]string `json:"logicalLocations"`
+		Physical *physical           `json:"physicalLocation,omitempty"`
+		Logical  []map[string]string `json:"logicalLocations"`
 	}
 	type result struct {
 		RuleID     string         `json:"ruleId"`
@@ -111,12 +113,7 @@ func (r *Report) WriteSARIF(w io.Writer) error {
 	for _, f := range r.Findings {
 		loc := location{Logical: []map[string]string{{"fullyQualifiedName": strings.TrimSpace(f.Object + " " + f.Rule + " " + f.Field), "kind": "object"}}}
 		if f.File != "" && f.File != "cluster" && f.File != "-" {
-			loc.Physical = &struct {
-				Artifact struct {
-					URI string `json:"uri"`
-				} `json:"artifactLocation"`
-			}{}
-			loc.Physical.Artifact.URI = f.File
+			loc.Physical = &physical{artifact{f.File}}
 		}
 		text := fmt.Sprintf("%s: %s. Attacker: %s.", f.Object, f.Does, f.Attack)
 		if f.Fix != "" {

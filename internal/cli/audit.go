@@ -78,6 +78,7 @@ func RunAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset.BoolVar(&allNamespaces, "all-namespaces", false, "Same as -A.")
 	fset.StringVar(&output, "o", "text", "Output: text, json or sarif.")
 	fset.StringVar(&failOn, "fail-on", "", "Exit 1 when a finding is at least this severe: critical, high, medium, low or info.")
+	cluster.files = "-f FILE|DIR|-"
 	cluster.bind(fset)
 	usage := func(w io.Writer) { fset.SetOutput(w); fmt.Fprint(w, auditUsage); fset.PrintDefaults() }
 	pos, err := parseInterleaved(fset, args)
@@ -155,17 +156,6 @@ func RunAudit(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// auditKinds are the kinds the cluster mode lists, each at the version the
-// cluster prefers (looked up by group and kind). The chart's auditor role
-// grants get and list on exactly these.
-var auditKinds = []schema.GroupKind{
-	{Group: "networking.k8s.io", Kind: "Ingress"},
-	{Group: "networking.istio.io", Kind: "VirtualService"},
-	{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"},
-	{Group: "gateway.envoyproxy.io", Kind: "SecurityPolicy"},
-	{Group: "policy.corsgate.io", Kind: "CorsPolicy"}, // last: import does not read it
-}
-
 // auditPageSize bounds the objects held at once: each page is audited and
 // dropped before the next is listed.
 const auditPageSize = 500
@@ -193,7 +183,7 @@ func auditCluster(ctx context.Context, c *clusterFlags, namespace string, rep *a
 			}
 		}
 	}()
-	return listEach(ctx, cl, auditKinds, namespace, func(gk schema.GroupKind) { current.Store(gk.Kind) },
+	return listEach(ctx, cl, audit.Kinds, namespace, func(gk schema.GroupKind) { current.Store(gk.Kind) },
 		func(o importer.Object) { rep.Add(o); read.Add(1) },
 		func(gk schema.GroupKind) {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s (%s): the cluster does not serve this kind (CRD not installed)", gk.Kind, gk.Group))

@@ -58,9 +58,11 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// clusterFlags are the flags that reach a cluster, kubectl's names.
+// clusterFlags are the flags that reach a cluster, kubectl's names. files
+// is how the tool reads files instead, for the error that finds no cluster.
 type clusterFlags struct {
 	kubeconfig, context string
+	files               string
 }
 
 func (c *clusterFlags) bind(fs *flag.FlagSet) {
@@ -76,7 +78,7 @@ func (c *clusterFlags) restConfig() (*rest.Config, error) {
 		if ic, icErr := rest.InClusterConfig(); icErr == nil && c.kubeconfig == "" {
 			return ic, nil
 		}
-		return nil, fmt.Errorf("no Kubernetes configuration: %w; pass --kubeconfig, or --policies PATH to read files", err)
+		return nil, fmt.Errorf("no Kubernetes configuration: %w; pass --kubeconfig, or %s to read files", err, c.files)
 	}
 	return cfg, nil
 }

@@ -134,6 +134,7 @@ func RunExplain(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&ownership, "host-ownership", "Enforce", "Cluster mode: Enforce (serve a CorsPolicy only where a CorsHostGrant admits it) or Open, as the server's --host-ownership.")
 	fs.StringVar(&classes, "gateway-classes", "eg", "Cluster mode: the GatewayClasses whose Gateways targetRefs attach through, as the server's --gateway-classes (\"*\": every class).")
 	fs.StringVar(&observed, "observed", "", "Also show the origins the deciding policy has seen, allowed and denied, read from a running corsgate's metrics address (e.g. http://localhost:8080).")
+	cluster.files = "--policies PATH"
 	cluster.bind(fs)
 
 	pos, err := parseInterleaved(fs, args)

@@ -71,8 +71,8 @@ func RunImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fset.StringVar(&namespace, "namespace", "", "With --from-cluster: read this namespace only (default: all).")
 	fset.StringVar(&outputDir, "output-dir", "", "Write one file per policy, <namespace>-<name>.yaml (<namespace>.<name>.yaml where two would share a name), in this folder (created if missing) instead of standard output. Existing files are not overwritten without --force.")
 	fset.BoolVar(&force, "force", false, "With --output-dir: overwrite files that exist.")
+	cluster.files = "-f FILE|DIR|- (without --from-cluster)"
 	cluster.bind(fset)
-	fset.Usage = func() { fmt.Fprint(stderr, importUsage); fset.PrintDefaults() }
 	pos, err := parseInterleaved(fset, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fset.SetOutput(stdout)
@@ -254,15 +254,15 @@ func eachManifestFile(path string, each func(importer.Object)) error {
 	return importer.ReadEach(f, path, each)
 }
 
-// clusterObjects lists what import reads (audit's kinds but its own
-// CorsPolicies), page by page at the versions the cluster serves.
+// clusterObjects lists what import reads (importer.Kinds), page by page at
+// the versions the cluster serves.
 func clusterObjects(ctx context.Context, c *clusterFlags, namespace string, stderr io.Writer) ([]importer.Object, error) {
 	cl, err := c.client(runtime.NewScheme())
 	if err != nil {
 		return nil, err
 	}
 	var objs []importer.Object
-	err = listEach(ctx, cl, auditKinds[:len(auditKinds)-1], namespace, func(schema.GroupKind) {},
+	err = listEach(ctx, cl, importer.Kinds, namespace, func(schema.GroupKind) {},
 		func(o importer.Object) { objs = append(objs, o) },
 		func(gk schema.GroupKind) {
 			fmt.Fprintf(stderr, "corsgate import: %s is not served by this cluster: skipped\n", gk.Kind)

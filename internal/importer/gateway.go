@@ -92,8 +92,8 @@ func importHTTPRoute(o Object) ([]*conv, error) {
 		c.spec.TargetRefs = append(c.spec.TargetRefs, ref(""))
 		return []*conv{c}, nil
 	}
-	for i, c := range active {
-		ruleName, _ := fs[slicesIndexConv(convs, c)].rule["name"].(string)
+	for _, c := range active {
+		ruleName, _ := fs[slices.Index(convs, c)].rule["name"].(string)
 		if ruleName == "" {
 			c.warn("applies different CORS filters to different rules (or a filter to some rules only), and this rule has no name",
 				"attaches to a route or to a named rule (targetRefs sectionName), so it cannot select this rule alone", "name the rules (rules[].name) and import the route again")
@@ -102,18 +102,8 @@ func importHTTPRoute(o Object) ([]*conv, error) {
 		}
 		c.name = o.name() + "-" + ruleName
 		c.spec.TargetRefs = append(c.spec.TargetRefs, ref(ruleName))
-		active[i] = c
 	}
 	return convs, nil
-}
-
-func slicesIndexConv(l []*conv, c *conv) int {
-	for i := range l {
-		if l[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // gatewayMatches warns about the matches corsgate does not serve for a rule

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -50,6 +51,28 @@ func (o Object) namespace() string {
 	}
 	return "default"
 }
+
+// GroupKind is the object's API group and kind ("" group when apiVersion
+// names none, as the core group's "v1").
+func (o Object) GroupKind() schema.GroupKind {
+	group, _, ok := strings.Cut(o.apiVersion(), "/")
+	if !ok {
+		group = ""
+	}
+	return schema.GroupKind{Group: group, Kind: o.kind()}
+}
+
+// The kinds import reads.
+var (
+	ingressKind        = schema.GroupKind{Group: "networking.k8s.io", Kind: "Ingress"}
+	virtualServiceKind = schema.GroupKind{Group: "networking.istio.io", Kind: "VirtualService"}
+	httpRouteKind      = schema.GroupKind{Group: "gateway.networking.k8s.io", Kind: "HTTPRoute"}
+	securityPolicyKind = schema.GroupKind{Group: "gateway.envoyproxy.io", Kind: "SecurityPolicy"}
+)
+
+// Kinds are the kinds Import reads, in the order a cluster is listed for
+// them (import --from-cluster; audit adds corsgate's own CorsPolicy).
+var Kinds = []schema.GroupKind{ingressKind, virtualServiceKind, httpRouteKind, securityPolicyKind}
 
 // Ref is how warnings and comments name the object: "Ingress shop/web".
 func (o Object) Ref() string { return o.kind() + " " + o.namespace() + "/" + o.name() }
@@ -175,14 +198,14 @@ func Import(objs []Object) *Result {
 	for _, o := range objs {
 		var got []*conv
 		var err error
-		switch {
-		case o.kind() == "Ingress" && strings.HasPrefix(o.apiVersion(), "networking.k8s.io/"):
+		switch o.GroupKind() {
+		case ingressKind:
 			got, err = importIngress(o)
-		case o.kind() == "VirtualService" && strings.HasPrefix(o.apiVersion(), "networking.istio.io/"):
+		case virtualServiceKind:
 			got, err = importVirtualService(o)
-		case o.kind() == "HTTPRoute" && strings.HasPrefix(o.apiVersion(), "gateway.networking.k8s.io/"):
+		case httpRouteKind:
 			got, err = importHTTPRoute(o)
-		case o.kind() == "SecurityPolicy" && strings.HasPrefix(o.apiVersion(), "gateway.envoyproxy.io/"):
+		case securityPolicyKind:
 			got, err = importSecurityPolicy(o)
 		default:
 			res.Skipped++
