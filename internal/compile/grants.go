@@ -510,8 +510,9 @@ func (o *Ownership) Admitted() map[string][]string {
 
 // Grant appends to dst the parts of claim c of the targetRefs policy key
 // ("namespace/name") that CorsHostGrants to its namespace cover, and
-// returns it: c itself when one grant covers it whole; otherwise the granted hosts within c's host (a wildcard, or
-// every host) and the granted prefixes under c's prefix. What a route
+// returns it: c itself when one grant covers it whole; otherwise the
+// granted hosts within c's host (a wildcard, or every host) and the granted
+// prefixes under c's prefix. What a route
 // serves is not chosen by the policy's author alone (the route's and the
 // listeners' hostnames, the rules' matches), so an attachment serves what
 // is granted of it rather than nothing; the builder reports the rest.
